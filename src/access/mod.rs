@@ -1,0 +1,226 @@
+//! Visibility (R1): the one place that turns a caller into database conditions.
+//!
+//! Every read of partnerhub data starts from a [`Scope`]: its methods return SeaORM selects that
+//! already carry the caller's visibility, so a query that forgot the scope cannot be written through
+//! this API. The conditions are evaluated against the clock at read time (an expired delegated-admin
+//! grant gives nothing even before the lifecycle runner has marked it).
+
+use chrono::{DateTime, Utc};
+use entity::enums::{RelationshipKind, RelationshipStatus};
+use entity::{audit_event, customer, partner, relationship, subscription, subscription_transfer};
+use sea_orm::sea_query::SelectStatement;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Select};
+use uuid::Uuid;
+
+use crate::auth::{Principal, Tenant};
+
+/// Whose view a scope describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    Platform,
+    Partner { id: Uuid, tenant_id: Uuid },
+    Customer { id: Uuid, tenant_id: Uuid },
+}
+
+/// A caller's visibility at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    viewer: Viewer,
+    now: DateTime<Utc>,
+}
+
+impl Scope {
+    /// The scope of an authenticated caller.
+    pub fn for_principal(principal: &Principal, now: DateTime<Utc>) -> Self {
+        let viewer = match &principal.tenant {
+            Tenant::Platform => Viewer::Platform,
+            Tenant::Partner(p) => Viewer::Partner { id: p.id, tenant_id: p.tenant_id },
+            Tenant::Customer(c) => Viewer::Customer { id: c.id, tenant_id: c.tenant_id },
+        };
+        Self { viewer, now }
+    }
+
+    /// What a given partner itself sees (used for `Partner.customers`, intersected with the caller's scope).
+    pub fn of_partner(partner: &partner::Model, now: DateTime<Utc>) -> Self {
+        Self { viewer: Viewer::Partner { id: partner.id, tenant_id: partner.tenant_id }, now }
+    }
+
+    pub fn viewer(&self) -> Viewer {
+        self.viewer
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    // ----- selects: the only way the API reads these tables -----
+
+    pub fn partners(&self) -> Select<partner::Entity> {
+        partner::Entity::find().filter(self.partner_condition())
+    }
+
+    pub fn customers(&self) -> Select<customer::Entity> {
+        customer::Entity::find().filter(self.customer_condition())
+    }
+
+    pub fn subscriptions(&self) -> Select<subscription::Entity> {
+        subscription::Entity::find().filter(self.subscription_condition())
+    }
+
+    pub fn relationships(&self) -> Select<relationship::Entity> {
+        relationship::Entity::find().filter(self.relationship_condition())
+    }
+
+    pub fn transfers(&self) -> Select<subscription_transfer::Entity> {
+        subscription_transfer::Entity::find().filter(self.transfer_condition())
+    }
+
+    pub fn audit_events(&self) -> Select<audit_event::Entity> {
+        audit_event::Entity::find().filter(self.audit_condition())
+    }
+
+    // ----- conditions -----
+
+    /// Customers: a partner sees those of its ACTIVE RESELLER relationships (as partner or indirect
+    /// provider) and of its ACTIVE unexpired DELEGATED_ADMIN ones; a customer sees itself.
+    pub fn customer_condition(&self) -> Condition {
+        match self.viewer {
+            Viewer::Platform => Condition::all(),
+            Viewer::Customer { id, .. } => Condition::all().add(customer::Column::Id.eq(id)),
+            Viewer::Partner { id, .. } => Condition::any()
+                .add(customer::Column::Id.in_subquery(self.reseller_customers(id)))
+                .add(customer::Column::Id.in_subquery(self.delegated_customers(id))),
+        }
+    }
+
+    /// Subscriptions: of visible customers, those the partner is partner or reseller of record of, and
+    /// all of a customer's where it holds an ACTIVE unexpired DELEGATED_ADMIN grant.
+    pub fn subscription_condition(&self) -> Condition {
+        use subscription::Column as S;
+        match self.viewer {
+            Viewer::Platform => Condition::all(),
+            Viewer::Customer { id, .. } => Condition::all().add(S::CustomerId.eq(id)),
+            // visible ∧ (own ∨ delegated) = (reseller ∧ own) ∨ delegated
+            Viewer::Partner { id, .. } => Condition::any()
+                .add(
+                    Condition::all()
+                        .add(S::CustomerId.in_subquery(self.reseller_customers(id)))
+                        .add(Condition::any().add(S::PartnerId.eq(id)).add(S::ResellerId.eq(id))),
+                )
+                .add(S::CustomerId.in_subquery(self.delegated_customers(id))),
+        }
+    }
+
+    /// Relationships the caller is a party to.
+    pub fn relationship_condition(&self) -> Condition {
+        use relationship::Column as R;
+        match self.viewer {
+            Viewer::Platform => Condition::all(),
+            Viewer::Customer { id, .. } => Condition::all().add(R::CustomerId.eq(id)),
+            Viewer::Partner { id, .. } => Condition::any().add(R::PartnerId.eq(id)).add(R::IndirectProviderId.eq(id)),
+        }
+    }
+
+    /// Transfers where the partner is source or target; transfers of the customer's subscriptions.
+    pub fn transfer_condition(&self) -> Condition {
+        use subscription_transfer::Column as T;
+        match self.viewer {
+            Viewer::Platform => Condition::all(),
+            Viewer::Customer { id, .. } => Condition::all().add(T::CustomerId.eq(id)),
+            Viewer::Partner { id, .. } => Condition::any().add(T::SourcePartnerId.eq(id)).add(T::TargetPartnerId.eq(id)),
+        }
+    }
+
+    /// Partners: the caller itself, and every partner named on a relationship, subscription or
+    /// transfer the caller sees (which covers a provider's resellers and a reseller's providers).
+    pub fn partner_condition(&self) -> Condition {
+        use partner::Column as P;
+        let named = |cond: Condition| {
+            Condition::any()
+                .add(P::Id.in_subquery(self.select_ids(relationship::Entity::find(), relationship::Column::PartnerId, cond.clone(), Kind::Rel)))
+                .add(P::Id.in_subquery(self.select_ids(relationship::Entity::find(), relationship::Column::IndirectProviderId, cond, Kind::Rel)))
+        };
+        match self.viewer {
+            Viewer::Platform => Condition::all(),
+            Viewer::Partner { id, .. } => Condition::any().add(P::Id.eq(id)).add(named(self.relationship_condition())).add(self.partners_named_on_subscriptions_and_transfers()),
+            Viewer::Customer { .. } => Condition::any().add(named(self.relationship_condition())).add(self.partners_named_on_subscriptions_and_transfers()),
+        }
+    }
+
+    /// Audit events the caller caused or that concern it.
+    pub fn audit_condition(&self) -> Condition {
+        use audit_event::Column as A;
+        match self.viewer {
+            Viewer::Platform => Condition::all(),
+            Viewer::Partner { id, tenant_id } => Condition::any()
+                .add(A::ActorTenantId.eq(tenant_id))
+                .add(A::PartnerId.eq(id))
+                .add(A::RelatedPartnerId.eq(id)),
+            Viewer::Customer { id, tenant_id } => Condition::any().add(A::ActorTenantId.eq(tenant_id)).add(A::CustomerId.eq(id)),
+        }
+    }
+
+    /// Whether a partner holds an ACTIVE, unexpired DELEGATED_ADMIN grant on a customer now.
+    pub fn delegated_admin_condition(&self, partner_id: Uuid) -> Condition {
+        use relationship::Column as R;
+        Condition::all()
+            .add(R::Kind.eq(RelationshipKind::DelegatedAdmin))
+            .add(R::Status.eq(RelationshipStatus::Active))
+            .add(R::PartnerId.eq(partner_id))
+            .add(R::ExpiresAt.gt(self.now))
+    }
+
+    // ----- subqueries -----
+
+    fn reseller_customers(&self, partner_id: Uuid) -> SelectStatement {
+        use relationship::Column as R;
+        relationship::Entity::find()
+            .select_only()
+            .column(R::CustomerId)
+            .filter(R::Kind.eq(RelationshipKind::Reseller))
+            .filter(R::Status.eq(RelationshipStatus::Active))
+            .filter(Condition::any().add(R::PartnerId.eq(partner_id)).add(R::IndirectProviderId.eq(partner_id)))
+            .into_query()
+    }
+
+    fn delegated_customers(&self, partner_id: Uuid) -> SelectStatement {
+        relationship::Entity::find()
+            .select_only()
+            .column(relationship::Column::CustomerId)
+            .filter(self.delegated_admin_condition(partner_id))
+            .into_query()
+    }
+
+    fn partners_named_on_subscriptions_and_transfers(&self) -> Condition {
+        use partner::Column as P;
+        let subs = self.subscription_condition();
+        let transfers = self.transfer_condition();
+        Condition::any()
+            .add(P::Id.in_subquery(self.select_ids(subscription::Entity::find(), subscription::Column::PartnerId, subs.clone(), Kind::Sub)))
+            .add(P::Id.in_subquery(self.select_ids(subscription::Entity::find(), subscription::Column::ResellerId, subs, Kind::Sub)))
+            .add(P::Id.in_subquery(self.select_ids(
+                subscription_transfer::Entity::find(),
+                subscription_transfer::Column::SourcePartnerId,
+                transfers.clone(),
+                Kind::Transfer,
+            )))
+            .add(P::Id.in_subquery(self.select_ids(
+                subscription_transfer::Entity::find(),
+                subscription_transfer::Column::TargetPartnerId,
+                transfers,
+                Kind::Transfer,
+            )))
+    }
+
+    fn select_ids<E: EntityTrait>(&self, find: Select<E>, column: E::Column, cond: Condition, _kind: Kind) -> SelectStatement {
+        find.select_only().column(column).filter(cond).into_query()
+    }
+}
+
+/// Which table a named-partner subquery reads (documentation only).
+#[derive(Clone, Copy)]
+enum Kind {
+    Rel,
+    Sub,
+    Transfer,
+}

@@ -1,0 +1,123 @@
+//! Identity: a verified JWT becomes a [`Principal`] — the tenant the caller acts for, its kind and its
+//! roles (only those that belong to the tenant's kind).
+
+pub mod jwt;
+
+use entity::enums::TenantKind;
+use entity::{customer, partner};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{ApiError, ApiResult, Code};
+
+pub use jwt::{AuthConfig, Claims, Verifier};
+
+/// A role named in the JWT `roles` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    PlatformAdmin,
+    AdminAgent,
+    SalesAgent,
+    HelpdeskAgent,
+    GlobalAdmin,
+    BillingAdmin,
+    Reader,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::PlatformAdmin => "platform_admin",
+            Role::AdminAgent => "admin_agent",
+            Role::SalesAgent => "sales_agent",
+            Role::HelpdeskAgent => "helpdesk_agent",
+            Role::GlobalAdmin => "global_admin",
+            Role::BillingAdmin => "billing_admin",
+            Role::Reader => "reader",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Some(match text {
+            "platform_admin" => Role::PlatformAdmin,
+            "admin_agent" => Role::AdminAgent,
+            "sales_agent" => Role::SalesAgent,
+            "helpdesk_agent" => Role::HelpdeskAgent,
+            "global_admin" => Role::GlobalAdmin,
+            "billing_admin" => Role::BillingAdmin,
+            "reader" => Role::Reader,
+            _ => return None,
+        })
+    }
+
+    /// The tenant kind this role belongs to.
+    pub fn tenant_kind(self) -> TenantKind {
+        match self {
+            Role::PlatformAdmin => TenantKind::Platform,
+            Role::AdminAgent | Role::SalesAgent | Role::HelpdeskAgent => TenantKind::Partner,
+            Role::GlobalAdmin | Role::BillingAdmin | Role::Reader => TenantKind::Customer,
+        }
+    }
+}
+
+/// The organisation a caller acts for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tenant {
+    Platform,
+    Partner(partner::Model),
+    Customer(customer::Model),
+}
+
+impl Tenant {
+    pub fn kind(&self) -> TenantKind {
+        match self {
+            Tenant::Platform => TenantKind::Platform,
+            Tenant::Partner(_) => TenantKind::Partner,
+            Tenant::Customer(_) => TenantKind::Customer,
+        }
+    }
+}
+
+/// Who is calling: resolved once per request from a verified token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub tenant_id: Uuid,
+    pub subject: String,
+    pub roles: Vec<Role>,
+    pub tenant: Tenant,
+}
+
+impl Principal {
+    pub fn has_any_role(&self, roles: &[Role]) -> bool {
+        self.roles.iter().any(|r| roles.contains(r))
+    }
+
+    /// `FORBIDDEN` unless the caller holds one of `roles`; the message names them.
+    pub fn require_any_role(&self, roles: &[Role]) -> ApiResult<()> {
+        if self.has_any_role(roles) {
+            return Ok(());
+        }
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(ApiError::new(Code::Forbidden, format!("this operation needs one of the roles: {}", names.join(", "))))
+    }
+}
+
+/// Turns verified claims into a principal: `tid` must be the platform tenant or a known partner or
+/// customer (`UNKNOWN_TENANT` otherwise); roles of another tenant kind are dropped.
+pub async fn resolve_principal(db: &DatabaseConnection, platform_tenant: Uuid, claims: Claims) -> ApiResult<Principal> {
+    let tenant = if claims.tid == platform_tenant {
+        Tenant::Platform
+    } else if let Some(p) = partner::Entity::find().filter(partner::Column::TenantId.eq(claims.tid)).one(db).await? {
+        Tenant::Partner(p)
+    } else if let Some(c) = customer::Entity::find().filter(customer::Column::TenantId.eq(claims.tid)).one(db).await? {
+        Tenant::Customer(c)
+    } else {
+        return Err(ApiError::new(Code::UnknownTenant, "the token's tenant (`tid`) is not known to this server"));
+    };
+    let kind = tenant.kind();
+    let mut roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).filter(|r| r.tenant_kind() == kind).collect();
+    roles.dedup();
+    Ok(Principal { tenant_id: claims.tid, subject: claims.sub, roles, tenant })
+}

@@ -1,0 +1,10 @@
+//! partnerhub: a multi-tenant GraphQL API server for cloud-reseller partner programs.
+//!
+//! Request path: [`http`] (layers, GraphQL-over-HTTP) → [`auth`] (JWT → principal) → [`graphql`]
+//! (resolvers) → [`domain`] (business rules) and [`access`] (visibility) → SeaORM entities.
+
+pub mod access;
+pub mod auth;
+pub mod clock;
+pub mod domain;
+pub mod error;
