@@ -84,6 +84,11 @@ impl ApiError {
         Self::new(Code::BadUserInput, format!("`{field}`: {problem}"))
     }
 
+    /// A loader's error, already logged where it happened.
+    pub fn from_gql(_: async_graphql::Error) -> Self {
+        Self::new(Code::Internal, "internal error")
+    }
+
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self { code: Code::Internal, message: "internal error".into(), source: Some(cause.into()) }
     }
@@ -98,7 +103,6 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
-
 /// The one place where errors become GraphQL errors: internal causes are logged with their chain and
 /// replaced by a bare `INTERNAL`.
 impl From<ApiError> for async_graphql::Error {
@@ -107,6 +111,8 @@ impl From<ApiError> for async_graphql::Error {
             tracing::error!(code = err.code.as_str(), error = format!("{cause:#}"), "internal error");
         }
         let code = err.code.as_str();
-        async_graphql::ErrorExtensions::extend_with(async_graphql::Error::new(err.message), |_, ext| ext.set("code", code))
+        async_graphql::ErrorExtensions::extend_with(async_graphql::Error::new(err.message), |_, ext| {
+            ext.set("code", code)
+        })
     }
 }

@@ -6,5 +6,16 @@
 pub mod access;
 pub mod auth;
 pub mod clock;
+pub mod config;
+pub mod db;
 pub mod domain;
 pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod state;
+pub mod telemetry;
+
+pub use http::router as app;
+pub mod cli;
+pub mod demo;
+pub mod seed;

@@ -1,1 +1,10 @@
-fn main(){}
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+//! The integration suite: one binary, the app driven in-process. Runs on SQLite by default and on
+//! PostgreSQL when `PARTNERHUB_TEST_DATABASE_URL` points at one (a fresh database per test).
+
+mod common;
+
+mod auth;
+mod http;
+mod schema;

@@ -12,7 +12,12 @@ impl MigrationName for Migration {
     }
 }
 
-fn fk(from_table: &'static str, from_col: &'static str, to_table: &'static str, to_col: &'static str) -> ForeignKeyCreateStatement {
+fn fk(
+    from_table: &'static str,
+    from_col: &'static str,
+    to_table: &'static str,
+    to_col: &'static str,
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(format!("fk_{from_table}_{from_col}"))
         .from(from_table, from_col)
@@ -43,6 +48,7 @@ impl MigrationTrait for Migration {
                     .col(string_len("kind", 32))
                     .col(string_len_uniq("domain", 253).check(Expr::cust("domain = lower(domain)")))
                     .col(timestamp_with_time_zone("created_at"))
+                    .index(Index::create().name("ux_tenant_id_domain").unique().col("tenant_id").col("domain"))
                     .to_owned(),
             )
             .await?;
@@ -62,8 +68,18 @@ impl MigrationTrait for Migration {
                     .col(integer("version"))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone("updated_at"))
-                    .foreign_key(&mut fk("partner", "tenant_id", "tenant", "tenant_id"))
-                    .foreign_key(&mut fk("partner", "domain", "tenant", "domain"))
+                    // The registry row must be this tenant's own: one (tenant id, domain) pair.
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_partner_tenant")
+                            .from_tbl("partner")
+                            .from_col("tenant_id")
+                            .from_col("domain")
+                            .to_tbl("tenant")
+                            .to_col("tenant_id")
+                            .to_col("domain")
+                            .on_delete(ForeignKeyAction::Restrict),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -81,8 +97,18 @@ impl MigrationTrait for Migration {
                     .col(integer("version"))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone("updated_at"))
-                    .foreign_key(&mut fk("customer", "tenant_id", "tenant", "tenant_id"))
-                    .foreign_key(&mut fk("customer", "domain", "tenant", "domain"))
+                    // The registry row must be this tenant's own: one (tenant id, domain) pair.
+                    .foreign_key(
+                        ForeignKey::create()
+                            .name("fk_customer_tenant")
+                            .from_tbl("customer")
+                            .from_col("tenant_id")
+                            .from_col("domain")
+                            .to_tbl("tenant")
+                            .to_col("tenant_id")
+                            .to_col("domain")
+                            .on_delete(ForeignKeyAction::Restrict),
+                    )
                     .to_owned(),
             )
             .await?;

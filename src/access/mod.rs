@@ -14,6 +14,10 @@ use uuid::Uuid;
 
 use crate::auth::{Principal, Tenant};
 
+mod reader;
+
+pub use reader::{Cursor, CursorKey, Page, PageArgs, Reader, Sort, TotalCount, Visible, page_from_rows};
+
 /// Whose view a scope describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Viewer {
@@ -127,7 +131,9 @@ impl Scope {
         match self.viewer {
             Viewer::Platform => Condition::all(),
             Viewer::Customer { id, .. } => Condition::all().add(T::CustomerId.eq(id)),
-            Viewer::Partner { id, .. } => Condition::any().add(T::SourcePartnerId.eq(id)).add(T::TargetPartnerId.eq(id)),
+            Viewer::Partner { id, .. } => {
+                Condition::any().add(T::SourcePartnerId.eq(id)).add(T::TargetPartnerId.eq(id))
+            }
         }
     }
 
@@ -137,13 +143,28 @@ impl Scope {
         use partner::Column as P;
         let named = |cond: Condition| {
             Condition::any()
-                .add(P::Id.in_subquery(self.select_ids(relationship::Entity::find(), relationship::Column::PartnerId, cond.clone(), Kind::Rel)))
-                .add(P::Id.in_subquery(self.select_ids(relationship::Entity::find(), relationship::Column::IndirectProviderId, cond, Kind::Rel)))
+                .add(P::Id.in_subquery(self.select_ids(
+                    relationship::Entity::find(),
+                    relationship::Column::PartnerId,
+                    cond.clone(),
+                    Kind::Rel,
+                )))
+                .add(P::Id.in_subquery(self.select_ids(
+                    relationship::Entity::find(),
+                    relationship::Column::IndirectProviderId,
+                    cond,
+                    Kind::Rel,
+                )))
         };
         match self.viewer {
             Viewer::Platform => Condition::all(),
-            Viewer::Partner { id, .. } => Condition::any().add(P::Id.eq(id)).add(named(self.relationship_condition())).add(self.partners_named_on_subscriptions_and_transfers()),
-            Viewer::Customer { .. } => Condition::any().add(named(self.relationship_condition())).add(self.partners_named_on_subscriptions_and_transfers()),
+            Viewer::Partner { id, .. } => Condition::any()
+                .add(P::Id.eq(id))
+                .add(named(self.relationship_condition()))
+                .add(self.partners_named_on_subscriptions_and_transfers()),
+            Viewer::Customer { .. } => Condition::any()
+                .add(named(self.relationship_condition()))
+                .add(self.partners_named_on_subscriptions_and_transfers()),
         }
     }
 
@@ -156,7 +177,9 @@ impl Scope {
                 .add(A::ActorTenantId.eq(tenant_id))
                 .add(A::PartnerId.eq(id))
                 .add(A::RelatedPartnerId.eq(id)),
-            Viewer::Customer { id, tenant_id } => Condition::any().add(A::ActorTenantId.eq(tenant_id)).add(A::CustomerId.eq(id)),
+            Viewer::Customer { id, tenant_id } => {
+                Condition::any().add(A::ActorTenantId.eq(tenant_id)).add(A::CustomerId.eq(id))
+            }
         }
     }
 
@@ -168,6 +191,63 @@ impl Scope {
             .add(R::Status.eq(RelationshipStatus::Active))
             .add(R::PartnerId.eq(partner_id))
             .add(R::ExpiresAt.gt(self.now))
+    }
+
+    // ----- relations used by nested connections (intersected with the caller's scope by the reader) -----
+
+    /// Partners that are ACTIVE indirect resellers of `provider_id`.
+    pub fn resellers_of(provider_id: Uuid) -> Condition {
+        use relationship::Column as R;
+        let ids = relationship::Entity::find()
+            .select_only()
+            .column(R::PartnerId)
+            .filter(R::Kind.eq(RelationshipKind::IndirectReseller))
+            .filter(R::Status.eq(RelationshipStatus::Active))
+            .filter(R::IndirectProviderId.eq(provider_id))
+            .into_query();
+        Condition::all().add(partner::Column::Id.in_subquery(ids))
+    }
+
+    /// Partners that are ACTIVE indirect providers of `reseller_id`.
+    pub fn providers_of(reseller_id: Uuid) -> Condition {
+        use relationship::Column as R;
+        let ids = relationship::Entity::find()
+            .select_only()
+            .column(R::IndirectProviderId)
+            .filter(R::Kind.eq(RelationshipKind::IndirectReseller))
+            .filter(R::Status.eq(RelationshipStatus::Active))
+            .filter(R::PartnerId.eq(reseller_id))
+            .into_query();
+        Condition::all().add(partner::Column::Id.in_subquery(ids))
+    }
+
+    /// Partners serving `customer_id` at `now`: an ACTIVE RESELLER relationship (as partner or
+    /// indirect provider) or an ACTIVE unexpired DELEGATED_ADMIN one.
+    pub fn partners_of_customer(customer_id: Uuid, now: DateTime<Utc>) -> Condition {
+        use relationship::Column as R;
+        let serving = Condition::any()
+            .add(
+                Condition::all()
+                    .add(R::Kind.eq(RelationshipKind::Reseller))
+                    .add(R::Status.eq(RelationshipStatus::Active)),
+            )
+            .add(
+                Condition::all()
+                    .add(R::Kind.eq(RelationshipKind::DelegatedAdmin))
+                    .add(R::Status.eq(RelationshipStatus::Active))
+                    .add(R::ExpiresAt.gt(now)),
+            );
+        let links = |column: R| {
+            relationship::Entity::find()
+                .select_only()
+                .column(column)
+                .filter(R::CustomerId.eq(customer_id))
+                .filter(serving.clone())
+                .into_query()
+        };
+        Condition::any()
+            .add(partner::Column::Id.in_subquery(links(R::PartnerId)))
+            .add(partner::Column::Id.in_subquery(links(R::IndirectProviderId)))
     }
 
     // ----- subqueries -----
@@ -196,8 +276,18 @@ impl Scope {
         let subs = self.subscription_condition();
         let transfers = self.transfer_condition();
         Condition::any()
-            .add(P::Id.in_subquery(self.select_ids(subscription::Entity::find(), subscription::Column::PartnerId, subs.clone(), Kind::Sub)))
-            .add(P::Id.in_subquery(self.select_ids(subscription::Entity::find(), subscription::Column::ResellerId, subs, Kind::Sub)))
+            .add(P::Id.in_subquery(self.select_ids(
+                subscription::Entity::find(),
+                subscription::Column::PartnerId,
+                subs.clone(),
+                Kind::Sub,
+            )))
+            .add(P::Id.in_subquery(self.select_ids(
+                subscription::Entity::find(),
+                subscription::Column::ResellerId,
+                subs,
+                Kind::Sub,
+            )))
             .add(P::Id.in_subquery(self.select_ids(
                 subscription_transfer::Entity::find(),
                 subscription_transfer::Column::SourcePartnerId,
@@ -212,7 +302,13 @@ impl Scope {
             )))
     }
 
-    fn select_ids<E: EntityTrait>(&self, find: Select<E>, column: E::Column, cond: Condition, _kind: Kind) -> SelectStatement {
+    fn select_ids<E: EntityTrait>(
+        &self,
+        find: Select<E>,
+        column: E::Column,
+        cond: Condition,
+        _kind: Kind,
+    ) -> SelectStatement {
         find.select_only().column(column).filter(cond).into_query()
     }
 }

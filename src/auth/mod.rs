@@ -117,7 +117,8 @@ pub async fn resolve_principal(db: &DatabaseConnection, platform_tenant: Uuid, c
         return Err(ApiError::new(Code::UnknownTenant, "the token's tenant (`tid`) is not known to this server"));
     };
     let kind = tenant.kind();
-    let mut roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).filter(|r| r.tenant_kind() == kind).collect();
+    let mut roles: Vec<Role> =
+        claims.roles.iter().filter_map(|r| Role::parse(r)).filter(|r| r.tenant_kind() == kind).collect();
     roles.dedup();
     Ok(Principal { tenant_id: claims.tid, subject: claims.sub, roles, tenant })
 }

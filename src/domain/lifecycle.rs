@@ -16,7 +16,9 @@ pub const TRANSFER_REQUEST_DAYS: i64 = 30;
 /// The status of a relationship at `now`: a PENDING request or ACTIVE grant past `expires_at` is EXPIRED.
 pub fn effective_relationship_status(r: &relationship::Model, now: DateTime<Utc>) -> RelationshipStatus {
     match (r.status, r.expires_at) {
-        (RelationshipStatus::Pending | RelationshipStatus::Active, Some(at)) if at <= now => RelationshipStatus::Expired,
+        (RelationshipStatus::Pending | RelationshipStatus::Active, Some(at)) if at <= now => {
+            RelationshipStatus::Expired
+        }
         (status, _) => status,
     }
 }
@@ -26,7 +28,9 @@ pub fn relationship_status_is(status: RelationshipStatus, now: DateTime<Utc>) ->
     use relationship::Column as C;
     let live = Condition::any().add(C::ExpiresAt.is_null()).add(C::ExpiresAt.gt(now));
     match status {
-        RelationshipStatus::Pending | RelationshipStatus::Active => Condition::all().add(C::Status.eq(status)).add(live),
+        RelationshipStatus::Pending | RelationshipStatus::Active => {
+            Condition::all().add(C::Status.eq(status)).add(live)
+        }
         RelationshipStatus::Expired => Condition::any().add(C::Status.eq(status)).add(
             Condition::all()
                 .add(C::Status.is_in([RelationshipStatus::Pending, RelationshipStatus::Active]))

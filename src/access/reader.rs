@@ -1,0 +1,307 @@
+//! Scoped reads: a database handle that answers only through a caller's [`Scope`].
+//!
+//! The GraphQL layer holds a [`Reader`], never a bare connection, so every list, lookup, page, count
+//! and batched nested page it can ask for already carries the caller's visibility (R1).
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use entity::{audit_event, customer, partner, relationship, subscription, subscription_transfer};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, IdenStatic, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select, Value,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Scope;
+use crate::error::{ApiError, ApiResult};
+
+/// A table the API reads, with the visibility the scope gives it.
+pub trait Visible: EntityTrait {
+    /// The rows of this table the scope may see.
+    fn visible(scope: &Scope) -> Select<Self>;
+    /// The primary key column (a UUIDv7, so it also orders by creation).
+    fn id_column() -> Self::Column;
+    /// The primary key of a row.
+    fn id_of(model: &Self::Model) -> Uuid;
+}
+
+macro_rules! visible {
+    ($module:ident, $select:ident) => {
+        impl Visible for $module::Entity {
+            fn visible(scope: &Scope) -> Select<Self> {
+                scope.$select()
+            }
+            fn id_column() -> Self::Column {
+                $module::Column::Id
+            }
+            fn id_of(model: &Self::Model) -> Uuid {
+                model.id
+            }
+        }
+    };
+}
+
+visible!(partner, partners);
+visible!(customer, customers);
+visible!(subscription, subscriptions);
+visible!(relationship, relationships);
+visible!(subscription_transfer, transfers);
+visible!(audit_event, audit_events);
+
+/// The sort value a cursor remembers besides the row id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CursorKey {
+    Text(String),
+    Time(DateTime<Utc>),
+}
+
+impl From<CursorKey> for Value {
+    fn from(key: CursorKey) -> Value {
+        match key {
+            CursorKey::Text(text) => text.into(),
+            CursorKey::Time(at) => at.into(),
+        }
+    }
+}
+
+/// A position in a list: the sort value and id of the last row seen. Opaque to clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cursor {
+    #[serde(rename = "k", default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<CursorKey>,
+    #[serde(rename = "i")]
+    pub id: Uuid,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    pub fn decode(text: &str) -> ApiResult<Self> {
+        URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| ApiError::bad_input("after", "not a cursor returned by this API"))
+    }
+}
+
+/// A sort column and how to read its value off a row (for cursors).
+pub type SortColumn<E> = (<E as EntityTrait>::Column, fn(&<E as EntityTrait>::Model) -> CursorKey);
+
+/// How a list is ordered: an optional sort column, then the id, both in one direction.
+pub struct Sort<E: EntityTrait> {
+    pub column: Option<SortColumn<E>>,
+    pub direction: Order,
+}
+
+impl<E: EntityTrait> Sort<E> {
+    /// By id (creation order), ascending or descending.
+    pub fn by_id(direction: Order) -> Self {
+        Self { column: None, direction }
+    }
+}
+
+/// Which slice of a list the caller wants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageArgs {
+    pub first: u64,
+    pub after: Option<Cursor>,
+}
+
+/// The total size of a list, computed only when asked for.
+#[derive(Clone)]
+pub struct TotalCount(std::sync::Arc<dyn Fn() -> BoxFuture<'static, ApiResult<u64>> + Send + Sync>);
+
+impl TotalCount {
+    pub fn new<F>(count: F) -> Self
+    where
+        F: Fn() -> BoxFuture<'static, ApiResult<u64>> + Send + Sync + 'static,
+    {
+        Self(std::sync::Arc::new(count))
+    }
+
+    /// A total already known.
+    pub fn known(total: u64) -> Self {
+        Self::new(move || async move { Ok(total) }.boxed())
+    }
+
+    pub async fn get(&self) -> ApiResult<u64> {
+        (self.0)().await
+    }
+}
+
+/// One page of a list, with the cursor of each row.
+pub struct Page<M> {
+    pub items: Vec<(String, M)>,
+    pub has_next_page: bool,
+    pub total: TotalCount,
+}
+
+/// The database, seen through one caller's scope.
+#[derive(Clone)]
+pub struct Reader {
+    db: DatabaseConnection,
+    scope: Scope,
+}
+
+impl Reader {
+    pub fn new(db: DatabaseConnection, scope: Scope) -> Self {
+        Self { db, scope }
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The visible rows among `ids` (any order; invisible or unknown ids are left out).
+    pub async fn by_ids<E: Visible>(&self, ids: &[Uuid]) -> ApiResult<Vec<E::Model>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(E::visible(&self.scope).filter(E::id_column().is_in(ids.iter().copied())).all(&self.db).await?)
+    }
+
+    /// One visible row, or `None`.
+    pub async fn by_id<E: Visible>(&self, id: Uuid) -> ApiResult<Option<E::Model>> {
+        Ok(E::visible(&self.scope).filter(E::id_column().eq(id)).one(&self.db).await?)
+    }
+
+    /// A page of the visible rows matching `filter`, keyset-paginated.
+    pub async fn page<E: Visible>(
+        &self,
+        filter: Condition,
+        sort: &Sort<E>,
+        args: &PageArgs,
+    ) -> ApiResult<Page<E::Model>>
+    where
+        E::Model: Sync,
+    {
+        let base = E::visible(&self.scope).filter(filter);
+        let total = {
+            let (db, base) = (self.db.clone(), base.clone());
+            TotalCount::new(move || {
+                let (db, base) = (db.clone(), base.clone());
+                async move { Ok(base.count(&db).await?) }.boxed()
+            })
+        };
+        let mut query = base;
+        if let Some(after) = &args.after {
+            query = query.filter(keyset_condition::<E>(sort, after)?);
+        }
+        if let Some((column, _)) = &sort.column {
+            query = query.order_by(*column, sort.direction.clone());
+        }
+        let rows = query.order_by(E::id_column(), sort.direction.clone()).limit(args.first + 1).all(&self.db).await?;
+        Ok(into_page::<E>(rows, sort, args.first, total))
+    }
+
+    /// The first `n` visible rows matching `filter` for each parent (rows whose `parent` column is
+    /// one of `parents`), in id order, in one statement (a window function), for nested connections.
+    pub async fn first_per_parent<E: Visible>(
+        &self,
+        parent: E::Column,
+        parents: &[Uuid],
+        filter: Condition,
+        n: u64,
+    ) -> ApiResult<Vec<E::Model>> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let id = E::id_column();
+        let rank = format!("ROW_NUMBER() OVER (PARTITION BY \"{}\" ORDER BY \"{}\")", parent.as_str(), id.as_str());
+        let inner = E::visible(&self.scope)
+            .filter(filter)
+            .filter(parent.is_in(parents.iter().copied()))
+            .expr_as(Expr::cust(rank), "ph_rank")
+            .into_query();
+        let outer = Query::select()
+            .column(Asterisk)
+            .from_subquery(inner, "ph_ranked")
+            .and_where(Expr::col("ph_rank").lte(n as i64))
+            .order_by(parent, Order::Asc)
+            .order_by(id, Order::Asc)
+            .to_owned();
+        let statement = self.db.get_database_backend().build(&outer);
+        Ok(E::find().from_raw_sql(statement).all(&self.db).await?)
+    }
+
+    /// How many visible rows matching `filter` each parent has, in one statement.
+    pub async fn count_per_parent<E: Visible>(
+        &self,
+        parent: E::Column,
+        parents: &[Uuid],
+        filter: Condition,
+    ) -> ApiResult<HashMap<Uuid, u64>> {
+        if parents.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(Uuid, i64)> = E::visible(&self.scope)
+            .filter(filter)
+            .filter(parent.is_in(parents.iter().copied()))
+            .select_only()
+            .column(parent)
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .group_by(parent)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows.into_iter().map(|(id, n)| (id, std::cmp::Ord::max(n, 0) as u64)).collect())
+    }
+
+    /// Plain visible rows matching `filter` (small, bounded lists only).
+    pub async fn list<E: Visible>(&self, filter: Condition, limit: u64) -> ApiResult<Vec<E::Model>> {
+        Ok(E::visible(&self.scope)
+            .filter(filter)
+            .order_by(E::id_column(), Order::Asc)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(db: &DatabaseConnection) -> ApiResult<()> {
+        Ok(db.ping().await?)
+    }
+}
+
+fn keyset_condition<E: Visible>(sort: &Sort<E>, after: &Cursor) -> ApiResult<Condition> {
+    let id = E::id_column();
+    let forward = matches!(sort.direction, Order::Asc);
+    let past_id = if forward { id.gt(after.id) } else { id.lt(after.id) };
+    match (&sort.column, &after.key) {
+        (None, None) => Ok(Condition::all().add(past_id)),
+        (Some((column, _)), Some(key)) => {
+            let key: Value = key.clone().into();
+            let past_key = if forward { column.gt(key.clone()) } else { column.lt(key.clone()) };
+            Ok(Condition::any().add(past_key).add(Condition::all().add(column.eq(key)).add(past_id)))
+        }
+        _ => Err(ApiError::bad_input("after", "this cursor belongs to a list in another order")),
+    }
+}
+
+fn into_page<E: Visible>(mut rows: Vec<E::Model>, sort: &Sort<E>, first: u64, total: TotalCount) -> Page<E::Model> {
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let key = sort.column.as_ref().map(|(_, key_of)| key_of(&row));
+            (Cursor { key, id: E::id_of(&row) }.encode(), row)
+        })
+        .collect();
+    Page { items, has_next_page, total }
+}
+
+/// Builds the page of one parent out of a batched [`Reader::first_per_parent`] result.
+pub fn page_from_rows<E: Visible>(rows: Vec<E::Model>, first: u64, total: TotalCount) -> Page<E::Model> {
+    into_page::<E>(rows, &Sort::by_id(Order::Asc), first, total)
+}

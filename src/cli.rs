@@ -1,0 +1,250 @@
+//! The command line: `serve`, `migrate`, `schema`, `token`. Every flag has an environment fallback
+//! (names from SPEC section 5).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+use uuid::Uuid;
+
+use crate::auth::AuthConfig;
+use crate::auth::jwt::{Claims, mint_hs256};
+use crate::clock::Clock;
+use crate::config::{DEFAULT_PLATFORM_TENANT, Limits, Settings};
+use crate::db::{self, DEFAULT_DATABASE_URL};
+use crate::demo;
+use crate::state::AppState;
+
+/// partnerhub: a multi-tenant GraphQL API server for cloud-reseller partner programs.
+#[derive(Parser, Debug)]
+#[command(name = "partnerhub", version, about)]
+pub struct Cli {
+    /// Database URL: `sqlite://file.db?mode=rwc` or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run pending migrations, then serve the API.
+    Serve(ServeArgs),
+    /// Manage the database schema.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Print the GraphQL schema (SDL); `schema.graphql` is its output.
+    Schema,
+    /// Mint an HS256 token for local development.
+    Token(TokenArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MigrateAction {
+    /// Apply all pending migrations.
+    Up,
+    /// Roll back the last migrations.
+    Down {
+        /// How many to roll back.
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List migrations and whether they are applied.
+    Status,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PARTNERHUB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Load a demo world into an empty database and print a token per tenant (uses a development
+    /// secret unless one is configured).
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    /// The platform operator's tenant id.
+    #[arg(long, env = "PARTNERHUB_PLATFORM_TENANT", default_value_t = DEFAULT_PLATFORM_TENANT)]
+    pub platform_tenant: Uuid,
+    /// Cancellation window of CSP license-based subscriptions, in hours (R11).
+    #[arg(long, env = "PARTNERHUB_CANCELLATION_WINDOW_HOURS", default_value_t = 168)]
+    pub cancellation_window_hours: i64,
+    /// Origins allowed to call the API from a browser (comma separated).
+    #[arg(long, env = "PARTNERHUB_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Deepest query accepted.
+    #[arg(long, env = "PARTNERHUB_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
+    pub max_depth: usize,
+    /// Most complex query accepted.
+    #[arg(long, env = "PARTNERHUB_MAX_COMPLEXITY", default_value_t = Limits::default().max_complexity)]
+    pub max_complexity: usize,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "PARTNERHUB_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct JwtArgs {
+    /// HS256 secret.
+    #[arg(long, env = "PARTNERHUB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// JWKS URL (RS256/ES256 keys chosen by `kid`).
+    #[arg(long, env = "PARTNERHUB_JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// JWKS file (RS256/ES256 keys chosen by `kid`).
+    #[arg(long, env = "PARTNERHUB_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "PARTNERHUB_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "PARTNERHUB_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// Tenant id (`tid`).
+    #[arg(long)]
+    pub tenant: Uuid,
+    /// Roles (repeat the flag or separate with commas).
+    #[arg(long = "role", value_delimiter = ',', required = true)]
+    pub roles: Vec<String>,
+    /// Subject (`sub`).
+    #[arg(long, default_value = "dev-user")]
+    pub subject: String,
+    /// Lifetime: a number followed by s, m, h or d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    pub ttl: i64,
+    /// HS256 secret to sign with (defaults to the demo secret).
+    #[arg(long, env = "PARTNERHUB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+}
+
+fn parse_ttl(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().map_err(|_| format!("`{text}`: expected a number followed by s, m, h or d"))?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("`{text}`: unit must be s, m, h or d")),
+    };
+    Ok(number * factor)
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+        Command::Token(args) => {
+            let secret = args.jwt_secret.unwrap_or_else(|| demo::DEMO_SECRET.to_owned());
+            let now = chrono::Utc::now().timestamp();
+            let claims = Claims {
+                tid: args.tenant,
+                sub: args.subject,
+                exp: now + args.ttl,
+                roles: args.roles,
+                nbf: None,
+                iat: Some(now),
+            };
+            println!("{}", mint_hs256(&secret, &claims)?);
+            Ok(())
+        }
+        Command::Migrate { action } => {
+            let db = db::connect(&cli.database_url).await?;
+            match action {
+                MigrateAction::Up => Migrator::up(&db, None).await?,
+                MigrateAction::Down { steps } => Migrator::down(&db, Some(steps)).await?,
+                MigrateAction::Status => Migrator::status(&db).await?,
+            }
+            Ok(())
+        }
+        Command::Serve(args) => serve(&cli.database_url, args).await,
+    }
+}
+
+async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let mut auth = AuthConfig {
+        hs256_secret: args.jwt.jwt_secret,
+        jwks_url: args.jwt.jwks_url,
+        jwks_file: args.jwt.jwks_file,
+        issuer: args.jwt.jwt_issuer,
+        audience: args.jwt.jwt_audience,
+        leeway_secs: 30,
+    };
+    let no_key = auth.hs256_secret.is_none() && auth.jwks_url.is_none() && auth.jwks_file.is_none();
+    if no_key && args.demo {
+        tracing::warn!("DEMO MODE: tokens are signed with a fixed development secret; never expose this server");
+        auth.hs256_secret = Some(demo::DEMO_SECRET.to_owned());
+    } else if no_key {
+        anyhow::bail!(
+            "no JWT key configured: set PARTNERHUB_JWT_SECRET, PARTNERHUB_JWKS_FILE or PARTNERHUB_JWKS_URL (or run `serve --demo`)"
+        );
+    }
+    let settings = Settings {
+        listen: args.listen,
+        platform_tenant: args.platform_tenant,
+        auth,
+        limits: Limits {
+            max_depth: args.max_depth,
+            max_complexity: args.max_complexity,
+            max_body_bytes: args.max_body_bytes,
+            ..Limits::default()
+        },
+        cancellation_window_hours: args.cancellation_window_hours,
+        cors_origins: args.cors_origins,
+    };
+
+    let db = db::connect(database_url).await?;
+    db::migrate_up(&db).await?;
+    if args.demo {
+        if demo::load(&db).await? {
+            tracing::info!("demo world loaded");
+        } else {
+            tracing::info!("the database already has data; demo world not loaded again");
+        }
+    }
+    let state = AppState::new(db, settings.clone(), Clock::system())?;
+    let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+    let url = format!("http://{}/graphql", listener.local_addr()?);
+    tracing::info!(%url, "partnerhub listening");
+    if args.demo {
+        print_demo_banner(&url, &settings);
+    }
+    axum::serve(listener, crate::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+fn print_demo_banner(url: &str, settings: &Settings) {
+    let Some(secret) = settings.auth.hs256_secret.as_deref() else { return };
+    println!("\npartnerhub demo — open {url} in a browser (GraphiQL).");
+    println!(
+        "In GraphiQL's Headers tab paste {{\"Authorization\": \"Bearer <token>\"}} with one of these tokens (valid 12 h):\n"
+    );
+    for tenant in demo::tenants(settings.platform_tenant) {
+        match demo::token(secret, &tenant) {
+            Ok(token) => println!("# {} [{}]\n{token}\n", tenant.label, tenant.roles.join(",")),
+            Err(err) => tracing::error!(error = %err, "could not mint a demo token"),
+        }
+    }
+    println!(
+        "Sample query:\n  {{ viewer {{ tenantKind roles }} customers(first: 10) {{ totalCount nodes {{ companyName subscriptions {{ nodes {{ offerName channel status partner {{ name }} }} }} }} }} }}\n"
+    );
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down");
+}

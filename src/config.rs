@@ -1,0 +1,62 @@
+//! Runtime settings of a server, gathered from the CLI and the environment (see `cli.rs`).
+
+use std::net::SocketAddr;
+
+use uuid::Uuid;
+
+use crate::auth::AuthConfig;
+
+/// Default platform tenant, used when `PARTNERHUB_PLATFORM_TENANT` is not set.
+pub const DEFAULT_PLATFORM_TENANT: Uuid = Uuid::from_u128(0x0000_0000_0000_4000_8000_0000_0000_0001);
+
+/// Everything a running server needs to know.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub platform_tenant: Uuid,
+    pub auth: AuthConfig,
+    pub limits: Limits,
+    /// `PARTNERHUB_CANCELLATION_WINDOW_HOURS` (R11).
+    pub cancellation_window_hours: i64,
+    /// Allowed CORS origins; empty: no cross-origin access.
+    pub cors_origins: Vec<String>,
+}
+
+/// Request limits (SPEC section 5).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_page_size: u64,
+    pub default_page_size: u64,
+    pub max_body_bytes: usize,
+    /// Most ids accepted by `nodes(ids:)`.
+    pub max_node_ids: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_depth: 12,
+            max_complexity: 1000,
+            max_page_size: 100,
+            default_page_size: 20,
+            max_body_bytes: 1024 * 1024,
+            max_node_ids: 100,
+        }
+    }
+}
+
+impl Settings {
+    /// Settings for tests and the demo: a fixed development secret.
+    pub fn development(secret: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            platform_tenant: DEFAULT_PLATFORM_TENANT,
+            auth: AuthConfig { hs256_secret: Some(secret.to_owned()), leeway_secs: 30, ..AuthConfig::default() },
+            limits: Limits::default(),
+            cancellation_window_hours: 168,
+            cors_origins: Vec::new(),
+        }
+    }
+}

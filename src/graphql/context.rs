@@ -1,0 +1,70 @@
+//! Per-request data: who is calling, their scoped reader and loaders. Resolvers take everything they
+//! read from here, and there is no unscoped database handle in it.
+
+use async_graphql::Context;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::DatabaseConnection;
+
+use crate::access::{Reader, Scope};
+use crate::auth::Principal;
+use crate::config::Limits;
+use crate::domain::lifecycle;
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::loaders::Loaders;
+
+/// The signed-in part of a request.
+pub struct Session {
+    pub principal: Principal,
+    pub reader: Reader,
+    pub loaders: std::sync::Arc<Loaders>,
+}
+
+/// Everything a resolver may use, attached to each request.
+pub struct RequestCtx {
+    session: Option<Session>,
+    pub now: DateTime<Utc>,
+    pub limits: Limits,
+    pub cancellation_window: Duration,
+    pub request_id: String,
+}
+
+impl RequestCtx {
+    /// A request context; `principal` is `None` for an anonymous request (introspection only).
+    pub fn new(
+        db: &DatabaseConnection,
+        principal: Option<Principal>,
+        now: DateTime<Utc>,
+        limits: Limits,
+        cancellation_window: Duration,
+        request_id: String,
+    ) -> Self {
+        let session = principal.map(|principal| {
+            let reader = Reader::new(db.clone(), Scope::for_principal(&principal, now));
+            let loaders = std::sync::Arc::new(Loaders::new(&reader));
+            Session { principal, reader, loaders }
+        });
+        Self { session, now, limits, cancellation_window, request_id }
+    }
+
+    /// The request context of a resolver.
+    pub fn of<'a>(ctx: &Context<'a>) -> ApiResult<&'a RequestCtx> {
+        ctx.data::<RequestCtx>().map_err(|_| ApiError::internal(anyhow::anyhow!("request context missing")))
+    }
+
+    /// The signed-in session; `UNAUTHENTICATED` for anonymous requests.
+    pub fn session(&self) -> ApiResult<&Session> {
+        self.session.as_ref().ok_or_else(|| {
+            ApiError::unauthenticated("sign in: send `Authorization: Bearer <token>` (see `partnerhub token`)")
+        })
+    }
+
+    /// A subscription as it stands now (renewed or expired by the clock, R16).
+    pub fn subscription_now(&self, model: entity::subscription::Model) -> entity::subscription::Model {
+        lifecycle::effective_subscription(model, self.now, self.cancellation_window)
+    }
+}
+
+/// Shorthand used by resolvers: the session of the request.
+pub fn session<'a>(ctx: &Context<'a>) -> ApiResult<&'a Session> {
+    RequestCtx::of(ctx)?.session()
+}

@@ -1,0 +1,29 @@
+//! The GraphQL layer: schema, roots, types, per-request context and loaders. Errors become
+//! `extensions.code` at this boundary (see `crate::error`).
+
+pub mod connection;
+pub mod context;
+pub mod ids;
+pub mod loaders;
+pub mod query;
+pub mod types;
+
+use async_graphql::{EmptyMutation, EmptySubscription, SDLExportOptions, Schema};
+
+use crate::config::Limits;
+
+/// The schema type served by partnerhub.
+pub type AppSchema = Schema<query::Query, EmptyMutation, EmptySubscription>;
+
+/// Builds the schema with the configured limits.
+pub fn build_schema(limits: &Limits) -> AppSchema {
+    Schema::build(query::Query, EmptyMutation, EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .finish()
+}
+
+/// The SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    build_schema(&Limits::default()).sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_enum_items())
+}

@@ -1,0 +1,174 @@
+//! The `Query` root: every read of SPEC section 4. Each field starts from the caller's session (its
+//! scoped reader and loaders); there is no other way to the data.
+
+use async_graphql::{Context, ID, Object};
+use entity::{audit_event, customer, relationship, subscription, subscription_transfer};
+use sea_orm::Order;
+
+use super::connection::page_args;
+use super::context::{RequestCtx, session};
+use super::ids::{self, NodeType};
+use super::types::audit_event::AuditEventConnection;
+use super::types::customer::{CustomerConnection, customer_sort};
+use super::types::filters::{
+    AuditEventFilter, CustomerFilter, CustomerOrder, PartnerFilter, RelationshipFilter, SubscriptionFilter,
+    TransferFilter,
+};
+use super::types::node::{self, Node};
+use super::types::partner::{PartnerConnection, partner_page};
+use super::types::relationship::RelationshipConnection;
+use super::types::subscription::SubscriptionConnection;
+use super::types::transfer::SubscriptionTransferConnection;
+use super::types::viewer::Viewer;
+use super::types::{AuditEvent, Customer, Partner, Relationship, Subscription, SubscriptionTransfer};
+use crate::access::Sort;
+use crate::error::ApiError;
+
+/// Entry points for reading. Everything is filtered by the caller's tenant: what it may not see
+/// does not exist (lookups return `null`, lists and totals leave it out).
+pub struct Query;
+
+/// Entry points for reading. Everything is filtered by the caller's tenant: what it may not see
+/// does not exist (lookups return `null`, lists and totals leave it out).
+#[Object]
+impl Query {
+    /// The signed-in caller.
+    async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Viewer> {
+        Ok(Viewer(session(ctx)?.principal.clone()))
+    }
+
+    /// Any object by its global id; `null` if the caller may not see it.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+        node::load(ctx, &id).await
+    }
+
+    /// Several objects by their global ids, in the order given; `null` for those the caller may not see.
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> async_graphql::Result<Vec<Option<Node>>> {
+        let rc = RequestCtx::of(ctx)?;
+        if ids.len() > rc.limits.max_node_ids {
+            return Err(ApiError::bad_input("ids", format!("at most {} ids at once", rc.limits.max_node_ids)).into());
+        }
+        let lookups = ids.iter().map(|id| node::load(ctx, id));
+        futures_util::future::try_join_all(lookups).await
+    }
+
+    /// A partner by global id.
+    async fn partner(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Partner>> {
+        let Some(id) = ids::decode_lookup(NodeType::Partner, &id)? else { return Ok(None) };
+        Ok(session(ctx)?.loaders.partners.load_one(id).await?.map(Partner))
+    }
+
+    /// The partners the caller may see, in onboarding order.
+    async fn partners(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<PartnerFilter>,
+    ) -> async_graphql::Result<PartnerConnection> {
+        partner_page(ctx, filter.unwrap_or_default().condition(), first, after).await
+    }
+
+    /// A customer by global id.
+    async fn customer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Customer>> {
+        let Some(id) = ids::decode_lookup(NodeType::Customer, &id)? else { return Ok(None) };
+        Ok(session(ctx)?.loaders.customers.load_one(id).await?.map(Customer))
+    }
+
+    /// The customers the caller may see.
+    async fn customers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<CustomerFilter>,
+        order_by: Option<CustomerOrder>,
+    ) -> async_graphql::Result<CustomerConnection> {
+        let rc = RequestCtx::of(ctx)?;
+        let args = page_args(&rc.limits, first, after)?;
+        let sort = customer_sort(order_by.unwrap_or_default());
+        let cond = filter.unwrap_or_default().condition();
+        let page = rc.session()?.reader.page::<customer::Entity>(cond, &sort, &args).await?;
+        Ok(CustomerConnection::from_page(page, args.after.is_some(), Customer))
+    }
+
+    /// A subscription by global id.
+    async fn subscription(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Subscription>> {
+        let Some(id) = ids::decode_lookup(NodeType::Subscription, &id)? else { return Ok(None) };
+        let rc = RequestCtx::of(ctx)?;
+        Ok(rc.session()?.loaders.subscriptions.load_one(id).await?.map(|m| Subscription(rc.subscription_now(m))))
+    }
+
+    /// The subscriptions the caller may see, oldest first.
+    async fn subscriptions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<SubscriptionFilter>,
+    ) -> async_graphql::Result<SubscriptionConnection> {
+        let rc = RequestCtx::of(ctx)?;
+        let args = page_args(&rc.limits, first, after)?;
+        let cond = filter.unwrap_or_default().key()?.condition_at(rc.now);
+        let page = rc.session()?.reader.page::<subscription::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
+        Ok(SubscriptionConnection::from_page(page, args.after.is_some(), |m| Subscription(rc.subscription_now(m))))
+    }
+
+    /// A relationship by global id.
+    async fn relationship(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Relationship>> {
+        let Some(id) = ids::decode_lookup(NodeType::Relationship, &id)? else { return Ok(None) };
+        Ok(session(ctx)?.loaders.relationships.load_one(id).await?.map(Relationship))
+    }
+
+    /// The relationships the caller is a party to (the platform: all), oldest first.
+    async fn relationships(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<RelationshipFilter>,
+    ) -> async_graphql::Result<RelationshipConnection> {
+        let rc = RequestCtx::of(ctx)?;
+        let args = page_args(&rc.limits, first, after)?;
+        let cond = filter.unwrap_or_default().key()?.condition_at(rc.now);
+        let page = rc.session()?.reader.page::<relationship::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
+        Ok(RelationshipConnection::from_page(page, args.after.is_some(), Relationship))
+    }
+
+    /// A subscription transfer by global id.
+    async fn transfer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<SubscriptionTransfer>> {
+        let Some(id) = ids::decode_lookup(NodeType::SubscriptionTransfer, &id)? else { return Ok(None) };
+        Ok(session(ctx)?.loaders.transfers.load_one(id).await?.map(SubscriptionTransfer))
+    }
+
+    /// The subscription transfers the caller may see (as source or target partner, or as the customer), oldest first.
+    async fn transfers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<TransferFilter>,
+    ) -> async_graphql::Result<SubscriptionTransferConnection> {
+        let rc = RequestCtx::of(ctx)?;
+        let args = page_args(&rc.limits, first, after)?;
+        let cond = filter.unwrap_or_default().condition(rc.now);
+        let page =
+            rc.session()?.reader.page::<subscription_transfer::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
+        Ok(SubscriptionTransferConnection::from_page(page, args.after.is_some(), SubscriptionTransfer))
+    }
+
+    /// The audit events the caller caused or that concern it, newest first.
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AuditEventFilter>,
+    ) -> async_graphql::Result<AuditEventConnection> {
+        let rc = RequestCtx::of(ctx)?;
+        let args = page_args(&rc.limits, first, after)?;
+        let cond = filter.unwrap_or_default().condition()?;
+        let page = rc.session()?.reader.page::<audit_event::Entity>(cond, &Sort::by_id(Order::Desc), &args).await?;
+        Ok(AuditEventConnection::from_page(page, args.after.is_some(), AuditEvent))
+    }
+}

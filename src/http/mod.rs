@@ -1,0 +1,72 @@
+//! The HTTP shell: routes and layers. Request path: body limit, request id, CORS and panic catcher
+//! here → [`auth`] turns the bearer token into a principal → [`graphql`] runs the operation.
+
+pub mod auth;
+pub mod graphql;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application, without a socket (tests drive it with `oneshot`).
+pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.settings.cors_origins);
+    let body_limit = state.settings.limits.max_body_bytes;
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors)
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]})),
+            )
+                .into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([REQUEST_ID])
+        .max_age(Duration::from_secs(600))
+}
+
+/// The process is up.
+async fn healthz() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// The database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match crate::access::Reader::ping(&state.db).await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(err) => {
+            if let Some(cause) = &err.source {
+                tracing::warn!(error = format!("{cause:#}"), "readiness check failed");
+            }
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unreachable"}))).into_response()
+        }
+    }
+}

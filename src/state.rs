@@ -1,0 +1,39 @@
+//! Shared state of a running server.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::auth::Verifier;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::graphql::{AppSchema, build_schema};
+
+/// Everything handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub db: DatabaseConnection,
+    pub schema: AppSchema,
+    pub verifier: Verifier,
+    pub settings: Settings,
+    pub clock: Clock,
+}
+
+impl AppState {
+    /// Builds the state; fails when no JWT key is configured.
+    pub fn new(db: DatabaseConnection, settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        let verifier = Verifier::new(settings.auth.clone())?;
+        let schema = build_schema(&settings.limits);
+        Ok(Self(Arc::new(Inner { db, schema, verifier, settings, clock })))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,115 @@
+//! Identity: every kind of bad token is refused with `UNAUTHENTICATED` (401), unknown tenants with
+//! `UNKNOWN_TENANT`, and roles of another tenant kind are ignored.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use entity::enums::{Cloud, PartnerType};
+use partnerhub::auth::jwt::{Claims, mint_hs256};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::{SECRET, TestApp, error_code};
+
+async fn viewer_with(app: &TestApp, authorization: &str) -> (StatusCode, Value) {
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", authorization)
+        .body(Body::from(json!({"query": "{ viewer { tenantKind roles } }"}).to_string()))
+        .unwrap();
+    let (status, _, body) = app.send(request).await;
+    (status, body)
+}
+
+fn claims(tid: Uuid, exp_offset: i64) -> Claims {
+    let now = chrono::Utc::now().timestamp();
+    Claims {
+        tid,
+        sub: "someone".into(),
+        exp: now + exp_offset,
+        roles: vec!["platform_admin".into()],
+        nbf: None,
+        iat: Some(now),
+    }
+}
+
+#[tokio::test]
+async fn bad_tokens_are_unauthenticated() {
+    let app = TestApp::new().await;
+    let platform = app.platform();
+    let expired = mint_hs256(SECRET, &claims(platform, -3600)).unwrap();
+    let wrong_key = mint_hs256("another-secret-another-secret-another", &claims(platform, 3600)).unwrap();
+    let mut future = claims(platform, 7200);
+    future.nbf = Some(chrono::Utc::now().timestamp() + 3600);
+    let not_yet = mint_hs256(SECRET, &future).unwrap();
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(platform, 3600)).unwrap());
+    let alg_none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#));
+    // Correctly signed, but without the required `tid` claim.
+    let no_tid = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "x", "exp": chrono::Utc::now().timestamp() + 60}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let cases = [
+        ("expired", format!("Bearer {expired}")),
+        ("wrong key", format!("Bearer {wrong_key}")),
+        ("not yet valid", format!("Bearer {not_yet}")),
+        ("alg none", format!("Bearer {alg_none}")),
+        ("no tid", format!("Bearer {no_tid}")),
+        ("garbage", "Bearer not.a.token".into()),
+        ("not bearer", format!("Basic {}", URL_SAFE_NO_PAD.encode("user:pass"))),
+        ("empty bearer", "Bearer ".into()),
+    ];
+    for (case, header) in cases {
+        let (status, body) = viewer_with(&app, &header).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {body}");
+        assert_eq!(error_code(&body), Some("UNAUTHENTICATED"), "{case}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(!message.contains(header.trim_start_matches("Bearer ")) || header.len() < 10, "{case}: token echoed");
+    }
+}
+
+#[tokio::test]
+async fn expiry_within_the_leeway_is_accepted() {
+    let app = TestApp::new().await;
+    let token = mint_hs256(SECRET, &claims(app.platform(), -5)).unwrap();
+    let (status, body) = viewer_with(&app, &format!("Bearer {token}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["viewer"]["tenantKind"], "PLATFORM");
+}
+
+#[tokio::test]
+async fn unknown_tenants_are_refused() {
+    let app = TestApp::new().await;
+    let token = app.token(Uuid::new_v4(), &["admin_agent"]);
+    let (status, body) = viewer_with(&app, &format!("Bearer {token}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&body), Some("UNKNOWN_TENANT"));
+}
+
+#[tokio::test]
+async fn roles_of_another_tenant_kind_are_ignored() {
+    let app = TestApp::new().await;
+    let seed = app.seed();
+    let tid = Uuid::new_v4();
+    seed.partner(tid, "Contoso", "contoso.example", PartnerType::DirectBill, Cloud::Public).await.unwrap();
+    let token = app.token(tid, &["admin_agent", "global_admin", "platform_admin", "no_such_role", "sales_agent"]);
+    let data = app
+        .data(&token, "{ viewer { tenantId tenantKind roles partner { name } customer { companyName } } }", json!({}))
+        .await;
+    assert_eq!(data["viewer"]["tenantKind"], "PARTNER");
+    assert_eq!(data["viewer"]["tenantId"], tid.to_string());
+    assert_eq!(data["viewer"]["roles"], json!(["admin_agent", "sales_agent"]));
+    assert_eq!(data["viewer"]["partner"]["name"], "Contoso");
+    assert_eq!(data["viewer"]["customer"], Value::Null);
+
+    let ctid = Uuid::new_v4();
+    seed.customer(ctid, "Adatum", "adatum.example", "US", Cloud::Public).await.unwrap();
+    let token = app.token(ctid, &["admin_agent", "reader"]);
+    let data = app.data(&token, "{ viewer { tenantKind roles customer { companyName } } }", json!({})).await;
+    assert_eq!(data["viewer"]["tenantKind"], "CUSTOMER");
+    assert_eq!(data["viewer"]["roles"], json!(["reader"]));
+    assert_eq!(data["viewer"]["customer"]["companyName"], "Adatum");
+}

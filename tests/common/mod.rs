@@ -1,0 +1,190 @@
+//! Test harness: a fresh database per test (a SQLite file, or a PostgreSQL database when
+//! `PARTNERHUB_TEST_DATABASE_URL` is set), the app driven in-process with `oneshot`, and helpers.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use partnerhub::auth::jwt::{Claims, mint_hs256};
+use partnerhub::clock::Clock;
+use partnerhub::config::Settings;
+use partnerhub::seed::Seed;
+use partnerhub::state::AppState;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+
+/// Where this test's database lives, and how to remove it.
+enum DbHandle {
+    Sqlite(std::path::PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for DbHandle {
+    fn drop(&mut self) {
+        match self {
+            DbHandle::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            DbHandle::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                let _ = std::thread::spawn(move || {
+                    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                    rt.block_on(async {
+                        if let Ok(admin) = Database::connect(admin_url).await {
+                            let _ = admin
+                                .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                                .await;
+                            let _ = admin.close().await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// Which database the suite runs on.
+pub fn backend() -> &'static str {
+    match std::env::var("PARTNERHUB_TEST_DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => "postgres",
+        _ => "sqlite",
+    }
+}
+
+async fn fresh_database() -> (DatabaseConnection, DbHandle) {
+    let name = format!("ph_test_{}", Uuid::new_v4().simple());
+    match std::env::var("PARTNERHUB_TEST_DATABASE_URL") {
+        Ok(admin_url) if admin_url.starts_with("postgres") => {
+            let admin = Database::connect(admin_url.clone()).await.expect("connect to PARTNERHUB_TEST_DATABASE_URL");
+            admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+            admin.close().await.expect("close admin connection");
+            let base = match admin_url.rfind('/') {
+                Some(i) if admin_url[..i].contains("://") && i > admin_url.find("://").unwrap_or(0) + 2 => {
+                    &admin_url[..i]
+                }
+                _ => admin_url.as_str(),
+            };
+            let db = partnerhub::db::connect(&format!("{base}/{name}")).await.expect("connect to test database");
+            (db, DbHandle::Postgres { admin_url, name })
+        }
+        _ => {
+            let path = std::env::temp_dir().join(format!("{name}.db"));
+            let db =
+                partnerhub::db::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.expect("open sqlite");
+            (db, DbHandle::Sqlite(path))
+        }
+    }
+}
+
+/// The app under test, with its database.
+pub struct TestApp {
+    pub router: Router,
+    pub db: DatabaseConnection,
+    pub settings: Settings,
+    pub clock: Clock,
+    /// SQL statements issued since the app was built (all connections).
+    pub statements: Arc<AtomicUsize>,
+    _handle: DbHandle,
+}
+
+pub fn init_test_log() {
+    if std::env::var("TEST_LOG").is_ok() {
+        partnerhub::telemetry::init();
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_settings(Settings::development(SECRET)).await
+    }
+
+    pub async fn with_settings(settings: Settings) -> Self {
+        init_test_log();
+        let (mut db, handle) = fresh_database().await;
+        partnerhub::db::migrate_up(&db).await.expect("migrate");
+        let statements = Arc::new(AtomicUsize::new(0));
+        let counter = statements.clone();
+        db.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let clock = Clock::system();
+        let state = AppState::new(db.clone(), settings.clone(), clock.clone()).expect("state");
+        let router = partnerhub::app(state);
+        Self { router, db, settings, clock, statements, _handle: handle }
+    }
+
+    /// Direct inserts (no business rules) for building worlds.
+    pub fn seed(&self) -> Seed<'_, DatabaseConnection> {
+        Seed::new(&self.db, self.clock.now())
+    }
+
+    pub fn platform(&self) -> Uuid {
+        self.settings.platform_tenant
+    }
+
+    /// A valid HS256 token for `tenant` with `roles`.
+    pub fn token(&self, tenant: Uuid, roles: &[&str]) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            tid: tenant,
+            sub: "test-user".into(),
+            exp: now + 3600,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            nbf: None,
+            iat: Some(now),
+        };
+        mint_hs256(SECRET, &claims).expect("mint")
+    }
+
+    /// Sends a request; returns status, headers and the body (JSON when it parses, else a string).
+    pub async fn send(&self, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        let response = self.router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let body =
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, headers, body)
+    }
+
+    /// POSTs a GraphQL operation with an optional bearer token; returns the JSON body.
+    pub async fn gql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut builder =
+            Request::post("/graphql").header("content-type", "application/json").header("accept", "application/json");
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let body = json!({"query": query, "variables": variables}).to_string();
+        let (status, _, body) = self.send(builder.body(Body::from(body)).expect("request")).await;
+        assert!(status.is_success() || status.is_client_error(), "unexpected status {status}: {body}");
+        body
+    }
+
+    /// Like [`gql_as`], expecting no errors; returns `data`.
+    pub async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql_as(Some(token), query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    pub fn statement_count(&self) -> usize {
+        self.statements.load(Ordering::SeqCst)
+    }
+}
+
+/// The `extensions.code` of the first error.
+pub fn error_code(body: &Value) -> Option<&str> {
+    body["errors"][0]["extensions"]["code"].as_str()
+}
