@@ -247,3 +247,33 @@ impl<'a, C: ConnectionTrait> Seed<'a, C> {
         .await
     }
 }
+
+impl<C: ConnectionTrait> Seed<'_, C> {
+    /// An audit event, as the write path would record it.
+    pub async fn audit_event(
+        &self,
+        actor_tenant_id: Uuid,
+        action: &str,
+        partner_id: Option<Uuid>,
+        related_partner_id: Option<Uuid>,
+        customer_id: Option<Uuid>,
+    ) -> Result<entity::audit_event::Model, DbErr> {
+        entity::audit_event::Model {
+            id: Uuid::now_v7(),
+            occurred_at: self.now,
+            actor_tenant_id,
+            actor_subject: "seed".into(),
+            action: action.into(),
+            target_type: "Customer".into(),
+            target_id: customer_id.unwrap_or_else(Uuid::now_v7),
+            partner_id,
+            related_partner_id,
+            customer_id,
+            details: serde_json::json!({}),
+            request_id: "seed".into(),
+        }
+        .into_active_model()
+        .insert(self.db)
+        .await
+    }
+}

@@ -7,4 +7,5 @@ mod common;
 
 mod auth;
 mod http;
+mod isolation;
 mod schema;
