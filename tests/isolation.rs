@@ -64,7 +64,9 @@ impl World {
         self.relationships
             .iter()
             .filter(|r| {
-                (r.kind == K::Reseller && r.status == S::Active && (r.partner_id == p || r.indirect_provider_id == Some(p)))
+                (r.kind == K::Reseller
+                    && r.status == S::Active
+                    && (r.partner_id == p || r.indirect_provider_id == Some(p)))
                     || (self.active_da(r) && r.partner_id == p)
             })
             .filter_map(|r| r.customer_id)
@@ -134,7 +136,9 @@ impl World {
                 v.audit = self
                     .audit
                     .iter()
-                    .filter(|a| Some(a.actor_tenant_id) == tenant || a.partner_id == Some(p) || a.related_partner_id == Some(p))
+                    .filter(|a| {
+                        Some(a.actor_tenant_id) == tenant || a.partner_id == Some(p) || a.related_partner_id == Some(p)
+                    })
                     .map(|a| a.id)
                     .collect();
                 v.partners.insert(p);
@@ -182,18 +186,20 @@ async fn build_world(app: &TestApp, rng: &mut StdRng) -> World {
     let seed = app.seed();
     let now = seed.now;
     let mut partners = Vec::new();
-    let types = [
-        (PartnerType::DirectBill, 3),
-        (PartnerType::IndirectProvider, 2),
-        (PartnerType::IndirectReseller, 3),
-    ];
+    let types = [(PartnerType::DirectBill, 3), (PartnerType::IndirectProvider, 2), (PartnerType::IndirectReseller, 3)];
     let mut n = 0;
     for (partner_type, count) in types {
         for _ in 0..count {
             n += 1;
             let cloud = if rng.random_bool(0.15) { Cloud::UsGovernment } else { Cloud::Public };
             let p = seed
-                .partner(Uuid::new_v4(), &format!("Partner {n}"), &format!("p{n}-{}.example", Uuid::new_v4().simple()), partner_type, cloud)
+                .partner(
+                    Uuid::new_v4(),
+                    &format!("Partner {n}"),
+                    &format!("p{n}-{}.example", Uuid::new_v4().simple()),
+                    partner_type,
+                    cloud,
+                )
                 .await
                 .unwrap();
             partners.push(p);
@@ -204,7 +210,13 @@ async fn build_world(app: &TestApp, rng: &mut StdRng) -> World {
         let cloud = if rng.random_bool(0.15) { Cloud::UsGovernment } else { Cloud::Public };
         let country = ["US", "DE", "GB", "FR"].choose(rng).unwrap();
         let c = seed
-            .customer(Uuid::new_v4(), &format!("Customer {i}"), &format!("c{i}-{}.example", Uuid::new_v4().simple()), country, cloud)
+            .customer(
+                Uuid::new_v4(),
+                &format!("Customer {i}"),
+                &format!("c{i}-{}.example", Uuid::new_v4().simple()),
+                country,
+                cloud,
+            )
             .await
             .unwrap();
         customers.push(c);
@@ -232,7 +244,9 @@ async fn build_world(app: &TestApp, rng: &mut StdRng) -> World {
                     continue;
                 }
                 relationships.push(
-                    seed.relationship(K::IndirectReseller, status, reseller.id, None, Some(provider.id), "", None).await.unwrap(),
+                    seed.relationship(K::IndirectReseller, status, reseller.id, None, Some(provider.id), "", None)
+                        .await
+                        .unwrap(),
                 );
             }
         }
@@ -252,17 +266,32 @@ async fn build_world(app: &TestApp, rng: &mut StdRng) -> World {
             continue;
         }
         let expires_at = match (kind, status) {
-            (K::DelegatedAdmin, S::Active) if rng.random_bool(0.4) => Some(now - Duration::days(rng.random_range(1..30))),
+            (K::DelegatedAdmin, S::Active) if rng.random_bool(0.4) => {
+                Some(now - Duration::days(rng.random_range(1..30)))
+            }
             (K::DelegatedAdmin, S::Active) => Some(now + Duration::days(rng.random_range(1..700))),
             (_, S::Pending) => Some(now + Duration::days(60)),
             _ => None,
         };
         let roles = if kind == K::DelegatedAdmin { "admin_agent" } else { "" };
-        relationships.push(seed.relationship(kind, status, partner_id, Some(c), provider_id, roles, expires_at).await.unwrap());
+        relationships
+            .push(seed.relationship(kind, status, partner_id, Some(c), provider_id, roles, expires_at).await.unwrap());
     }
     // Subscriptions of every channel; CSP ones sold by direct partners or providers (with a reseller).
-    let channels = [Channel::Csp, Channel::Direct, Channel::Advisor, Channel::Open, Channel::EnterpriseAgreement, Channel::ThirdParty];
-    let sub_statuses = [SubscriptionStatus::Active, SubscriptionStatus::Suspended, SubscriptionStatus::Cancelled, SubscriptionStatus::Expired];
+    let channels = [
+        Channel::Csp,
+        Channel::Direct,
+        Channel::Advisor,
+        Channel::Open,
+        Channel::EnterpriseAgreement,
+        Channel::ThirdParty,
+    ];
+    let sub_statuses = [
+        SubscriptionStatus::Active,
+        SubscriptionStatus::Suspended,
+        SubscriptionStatus::Cancelled,
+        SubscriptionStatus::Expired,
+    ];
     let mut subscriptions = Vec::new();
     for c in &customers {
         for _ in 0..rng.random_range(0..=5) {
@@ -272,7 +301,12 @@ async fn build_world(app: &TestApp, rng: &mut StdRng) -> World {
                 if rng.random_bool(0.6) {
                     NewSubscription::csp(c.id, direct.choose(rng).unwrap().id, None, billing)
                 } else {
-                    NewSubscription::csp(c.id, providers.choose(rng).unwrap().id, Some(resellers.choose(rng).unwrap().id), billing)
+                    NewSubscription::csp(
+                        c.id,
+                        providers.choose(rng).unwrap().id,
+                        Some(resellers.choose(rng).unwrap().id),
+                        billing,
+                    )
                 }
             } else {
                 NewSubscription::external(c.id, channel, billing, "REF-1")
@@ -286,16 +320,26 @@ async fn build_world(app: &TestApp, rng: &mut StdRng) -> World {
     for s in subscriptions.iter().filter(|s| s.channel == Channel::Csp) {
         if rng.random_bool(0.5) {
             let target = direct.choose(rng).unwrap().id;
-            let status = *[TransferStatus::Pending, TransferStatus::Completed, TransferStatus::Rejected, TransferStatus::Withdrawn, TransferStatus::Expired]
-                .choose(rng)
-                .unwrap();
+            let status = *[
+                TransferStatus::Pending,
+                TransferStatus::Completed,
+                TransferStatus::Rejected,
+                TransferStatus::Withdrawn,
+                TransferStatus::Expired,
+            ]
+            .choose(rng)
+            .unwrap();
             transfers.push(seed.transfer(s, target, status, now + Duration::days(10)).await.unwrap());
         }
     }
     // Audit events with every combination of actor and concerned parties.
     let mut audit = Vec::new();
     for _ in 0..rng.random_range(10..=20) {
-        let actor = if rng.random_bool(0.5) { partners.choose(rng).unwrap().tenant_id } else { customers.choose(rng).unwrap().tenant_id };
+        let actor = if rng.random_bool(0.5) {
+            partners.choose(rng).unwrap().tenant_id
+        } else {
+            customers.choose(rng).unwrap().tenant_id
+        };
         let p = rng.random_bool(0.6).then(|| partners.choose(rng).unwrap().id);
         let rp = rng.random_bool(0.3).then(|| partners.choose(rng).unwrap().id);
         let c = rng.random_bool(0.6).then(|| customers.choose(rng).unwrap().id);
@@ -371,9 +415,15 @@ async fn check_tenant(app: &TestApp, world: &World, viewer: Viewer, token: &str)
     let mut all: Vec<(String, bool)> = Vec::new();
     all.extend(world.partners.iter().map(|x| (id_of(NodeType::Partner, x.id), v.partners.contains(&x.id))));
     all.extend(world.customers.iter().map(|x| (id_of(NodeType::Customer, x.id), v.customers.contains(&x.id))));
-    all.extend(world.subscriptions.iter().map(|x| (id_of(NodeType::Subscription, x.id), v.subscriptions.contains(&x.id))));
-    all.extend(world.relationships.iter().map(|x| (id_of(NodeType::Relationship, x.id), v.relationships.contains(&x.id))));
-    all.extend(world.transfers.iter().map(|x| (id_of(NodeType::SubscriptionTransfer, x.id), v.transfers.contains(&x.id))));
+    all.extend(
+        world.subscriptions.iter().map(|x| (id_of(NodeType::Subscription, x.id), v.subscriptions.contains(&x.id))),
+    );
+    all.extend(
+        world.relationships.iter().map(|x| (id_of(NodeType::Relationship, x.id), v.relationships.contains(&x.id))),
+    );
+    all.extend(
+        world.transfers.iter().map(|x| (id_of(NodeType::SubscriptionTransfer, x.id), v.transfers.contains(&x.id))),
+    );
     all.extend(world.audit.iter().map(|x| (id_of(NodeType::AuditEvent, x.id), v.audit.contains(&x.id))));
     for chunk in all.chunks(100) {
         let list: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
@@ -390,7 +440,12 @@ async fn check_tenant(app: &TestApp, world: &World, viewer: Viewer, token: &str)
     for (field, ty, list, set) in [
         ("customer", NodeType::Customer, world.customers.iter().map(|c| c.id).collect::<Vec<_>>(), &v.customers),
         ("partner", NodeType::Partner, world.partners.iter().map(|c| c.id).collect(), &v.partners),
-        ("subscription", NodeType::Subscription, world.subscriptions.iter().map(|c| c.id).take(8).collect(), &v.subscriptions),
+        (
+            "subscription",
+            NodeType::Subscription,
+            world.subscriptions.iter().map(|c| c.id).take(8).collect(),
+            &v.subscriptions,
+        ),
     ] {
         for id in list {
             let query = format!("query($id: ID!) {{ {field}(id: $id) {{ id }} node(id: $id) {{ id }} }}");
@@ -413,13 +468,26 @@ async fn check_tenant(app: &TestApp, world: &World, viewer: Viewer, token: &str)
         )
         .await;
     for c in data["customers"]["nodes"].as_array().unwrap() {
-        let cid = world.customers.iter().find(|x| id_of(NodeType::Customer, x.id) == c["id"].as_str().unwrap()).unwrap().id;
-        let subs: BTreeSet<Uuid> =
-            world.subscriptions.iter().filter(|s| s.customer_id == cid && v.subscriptions.contains(&s.id)).map(|s| s.id).collect();
+        let cid =
+            world.customers.iter().find(|x| id_of(NodeType::Customer, x.id) == c["id"].as_str().unwrap()).unwrap().id;
+        let subs: BTreeSet<Uuid> = world
+            .subscriptions
+            .iter()
+            .filter(|s| s.customer_id == cid && v.subscriptions.contains(&s.id))
+            .map(|s| s.id)
+            .collect();
         assert_eq!(node_ids(&c["subscriptions"]), ids(NodeType::Subscription, &subs), "{ctx}: Customer.subscriptions");
-        assert_eq!(c["subscriptions"]["totalCount"].as_u64(), Some(subs.len() as u64), "{ctx}: Customer.subscriptions total");
+        assert_eq!(
+            c["subscriptions"]["totalCount"].as_u64(),
+            Some(subs.len() as u64),
+            "{ctx}: Customer.subscriptions total"
+        );
         for s in c["subscriptions"]["nodes"].as_array().unwrap() {
-            let model = world.subscriptions.iter().find(|x| id_of(NodeType::Subscription, x.id) == s["id"].as_str().unwrap()).unwrap();
+            let model = world
+                .subscriptions
+                .iter()
+                .find(|x| id_of(NodeType::Subscription, x.id) == s["id"].as_str().unwrap())
+                .unwrap();
             let expect = |id: Option<Uuid>| id.filter(|p| v.partners.contains(p)).map(|p| id_of(NodeType::Partner, p));
             assert_eq!(reference(s, "partner"), expect(model.partner_id), "{ctx}: Subscription.partner");
             assert_eq!(reference(s, "reseller"), expect(model.reseller_id), "{ctx}: Subscription.reseller");
@@ -433,7 +501,11 @@ async fn check_tenant(app: &TestApp, world: &World, viewer: Viewer, token: &str)
             .map(|r| r.id)
             .collect();
         assert_eq!(node_ids(&c["relationships"]), ids(NodeType::Relationship, &rels), "{ctx}: Customer.relationships");
-        assert_eq!(c["relationships"]["totalCount"].as_u64(), Some(rels.len() as u64), "{ctx}: Customer.relationships total");
+        assert_eq!(
+            c["relationships"]["totalCount"].as_u64(),
+            Some(rels.len() as u64),
+            "{ctx}: Customer.relationships total"
+        );
         let partners: BTreeSet<Uuid> = world.partners_serving(cid).intersection(&v.partners).copied().collect();
         assert_eq!(node_ids(&c["partners"]), ids(NodeType::Partner, &partners), "{ctx}: Customer.partners");
         assert_eq!(c["partners"]["totalCount"].as_u64(), Some(partners.len() as u64), "{ctx}: Customer.partners total");
@@ -452,7 +524,8 @@ async fn check_tenant(app: &TestApp, world: &World, viewer: Viewer, token: &str)
         )
         .await;
     for p in data["partners"]["nodes"].as_array().unwrap() {
-        let pid = world.partners.iter().find(|x| id_of(NodeType::Partner, x.id) == p["id"].as_str().unwrap()).unwrap().id;
+        let pid =
+            world.partners.iter().find(|x| id_of(NodeType::Partner, x.id) == p["id"].as_str().unwrap()).unwrap().id;
         let customers: BTreeSet<Uuid> = world.served_by(pid).intersection(&v.customers).copied().collect();
         let resellers: BTreeSet<Uuid> = world.resellers_of(pid).intersection(&v.partners).copied().collect();
         let providers: BTreeSet<Uuid> = world.providers_of(pid).intersection(&v.partners).copied().collect();
@@ -483,11 +556,20 @@ async fn check_tenant(app: &TestApp, world: &World, viewer: Viewer, token: &str)
         world.transfers.iter().map(|t| (id_of(NodeType::SubscriptionTransfer, t.id), t)).collect();
     for t in data["transfers"]["nodes"].as_array().unwrap() {
         let m = by_id[t["id"].as_str().unwrap()];
-        let sub = Some(m.subscription_id).filter(|s| v.subscriptions.contains(s)).map(|s| id_of(NodeType::Subscription, s));
+        let sub =
+            Some(m.subscription_id).filter(|s| v.subscriptions.contains(s)).map(|s| id_of(NodeType::Subscription, s));
         assert_eq!(reference(t, "subscription"), sub, "{ctx}: Transfer.subscription");
         assert_eq!(reference(t, "customer"), customer_ref(Some(m.customer_id)), "{ctx}: Transfer.customer");
-        assert_eq!(reference(t, "sourcePartner"), partner_ref(Some(m.source_partner_id)), "{ctx}: Transfer.sourcePartner");
-        assert_eq!(reference(t, "targetPartner"), partner_ref(Some(m.target_partner_id)), "{ctx}: Transfer.targetPartner");
+        assert_eq!(
+            reference(t, "sourcePartner"),
+            partner_ref(Some(m.source_partner_id)),
+            "{ctx}: Transfer.sourcePartner"
+        );
+        assert_eq!(
+            reference(t, "targetPartner"),
+            partner_ref(Some(m.target_partner_id)),
+            "{ctx}: Transfer.targetPartner"
+        );
         checked(4);
     }
     let by_id: HashMap<String, &relationship::Model> =
@@ -496,7 +578,11 @@ async fn check_tenant(app: &TestApp, world: &World, viewer: Viewer, token: &str)
         let m = by_id[r["id"].as_str().unwrap()];
         assert_eq!(reference(r, "partner"), partner_ref(Some(m.partner_id)), "{ctx}: Relationship.partner");
         assert_eq!(reference(r, "customer"), customer_ref(m.customer_id), "{ctx}: Relationship.customer");
-        assert_eq!(reference(r, "indirectProvider"), partner_ref(m.indirect_provider_id), "{ctx}: Relationship.indirectProvider");
+        assert_eq!(
+            reference(r, "indirectProvider"),
+            partner_ref(m.indirect_provider_id),
+            "{ctx}: Relationship.indirectProvider"
+        );
         checked(3);
     }
     let by_id: HashMap<String, &audit_event::Model> =

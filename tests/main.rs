@@ -8,4 +8,5 @@ mod common;
 mod auth;
 mod http;
 mod isolation;
+mod n_plus_one;
 mod schema;

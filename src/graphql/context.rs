@@ -19,6 +19,27 @@ pub struct Session {
     pub loaders: std::sync::Arc<Loaders>,
 }
 
+impl Session {
+    /// Prefetches what a page's rows name (see [`crate::graphql::loaders::RefLoaders::prefetch`]).
+    pub async fn prefetch<M: crate::graphql::loaders::References>(
+        &self,
+        page: &crate::access::Page<M>,
+        refs: crate::graphql::loaders::Refs,
+    ) -> Result<(), async_graphql::Error> {
+        self.loaders.refs().prefetch(&self.reader, page.items.iter().map(|(_, row)| row), refs).await
+    }
+
+    /// Remembers the customers of a page, so references to them cost no statement.
+    pub async fn remember_customers(&self, page: &crate::access::Page<entity::customer::Model>) {
+        self.loaders.customers.feed_many(page.items.iter().map(|(_, c)| (c.id, c.clone()))).await;
+    }
+
+    /// Remembers the partners of a page, so references to them cost no statement.
+    pub async fn remember_partners(&self, page: &crate::access::Page<entity::partner::Model>) {
+        self.loaders.partners.feed_many(page.items.iter().map(|(_, p)| (p.id, p.clone()))).await;
+    }
+}
+
 /// Everything a resolver may use, attached to each request.
 pub struct RequestCtx {
     session: Option<Session>,

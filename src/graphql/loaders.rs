@@ -1,11 +1,19 @@
 //! DataLoaders, created per request around the caller's [`Reader`], so a batch never mixes two
 //! tenants' scopes and every batched query carries the caller's visibility.
+//!
+//! Batching by time alone (the loaders' 1 ms window) splits a large nested page into several
+//! statements when resolving it takes longer than the window. So the statement count does not
+//! depend on timing, pages also *prefetch* the partners and customers their rows name (when the
+//! query selects them) into the per-request caches of the by-id loaders, in one statement each.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::marker::PhantomData;
 
-use async_graphql::dataloader::{DataLoader, Loader};
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use async_graphql::{Context, SelectionField};
 use entity::{audit_event, customer, partner, relationship, subscription, subscription_transfer};
 use sea_orm::Condition;
 use uuid::Uuid;
@@ -43,6 +51,8 @@ pub struct ChildrenKey<F> {
     /// Rows to fetch (the page size plus one, to know whether more follow).
     pub limit: u64,
     pub filter: F,
+    /// Which references of the rows to prefetch.
+    pub refs: Refs,
 }
 
 /// The first rows of many parents' nested connections, one statement per (limit, filter) group.
@@ -50,26 +60,28 @@ pub struct Children<E: Visible, F> {
     reader: Reader,
     parent: E::Column,
     parent_of: fn(&E::Model) -> Option<Uuid>,
+    refs: RefLoaders,
     _filter: PhantomData<fn() -> F>,
 }
 
 impl<E: Visible, F: ChildFilter> Loader<ChildrenKey<F>> for Children<E, F>
 where
-    E::Model: Send + Sync + Clone,
+    E::Model: Send + Sync + Clone + References,
     E::Column: Send + Sync,
 {
     type Value = Vec<E::Model>;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[ChildrenKey<F>]) -> Result<HashMap<ChildrenKey<F>, Vec<E::Model>>, Self::Error> {
-        let mut groups: HashMap<(u64, F), Vec<Uuid>> = HashMap::new();
+        let mut groups: HashMap<(u64, F, Refs), Vec<Uuid>> = HashMap::new();
         for key in keys {
-            groups.entry((key.limit, key.filter.clone())).or_default().push(key.parent);
+            groups.entry((key.limit, key.filter.clone(), key.refs)).or_default().push(key.parent);
         }
         let mut out = HashMap::new();
-        for ((limit, filter), parents) in groups {
+        for ((limit, filter, refs), parents) in groups {
             let rows =
                 self.reader.first_per_parent::<E>(self.parent, &parents, filter.condition(&self.reader), limit).await?;
+            self.refs.prefetch(&self.reader, &rows, refs).await?;
             let mut by_parent: HashMap<Uuid, Vec<E::Model>> = parents.iter().map(|p| (*p, Vec::new())).collect();
             for row in rows {
                 if let Some(list) = (self.parent_of)(&row).and_then(|p| by_parent.get_mut(&p)) {
@@ -77,7 +89,7 @@ where
                 }
             }
             for (parent, list) in by_parent {
-                out.insert(ChildrenKey { parent, limit, filter: filter.clone() }, list);
+                out.insert(ChildrenKey { parent, limit, filter: filter.clone(), refs }, list);
             }
         }
         Ok(out)
@@ -120,61 +132,214 @@ pub type SubscriptionChildFilter = crate::graphql::types::filters::SubscriptionF
 /// Filter of `Customer.relationships`.
 pub type RelationshipChildFilter = crate::graphql::types::filters::RelationshipFilterKey;
 
+/// A by-id loader with a per-request cache.
+pub type CachedById<E> = DataLoader<ById<E>, HashMapCache>;
+
+/// Which references of a page's rows the query follows (and so are worth prefetching).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Refs {
+    pub partners: bool,
+    pub customers: bool,
+}
+
+impl Refs {
+    /// Reads the selection under a connection field: does it follow any of `partner_fields` or
+    /// `customer_fields` of its nodes?
+    pub fn wanted(ctx: &Context<'_>, partner_fields: &[&str], customer_fields: &[&str]) -> Self {
+        Self::of_field(&ctx.field(), partner_fields, customer_fields)
+    }
+
+    /// Like [`Refs::wanted`], for any connection field of the query.
+    pub fn of_field(field: &SelectionField<'_>, partner_fields: &[&str], customer_fields: &[&str]) -> Self {
+        let mut names = Vec::new();
+        for child in field.selection_set() {
+            match child.name() {
+                "nodes" => names.extend(child.selection_set().map(|f| f.name())),
+                "edges" => {
+                    for edge_field in child.selection_set().filter(|f| f.name() == "node") {
+                        names.extend(edge_field.selection_set().map(|f| f.name()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Self {
+            partners: partner_fields.iter().any(|f| names.contains(f)),
+            customers: customer_fields.iter().any(|f| names.contains(f)),
+        }
+    }
+}
+
+/// The fields of a subscription that follow a partner, and a customer.
+pub const SUBSCRIPTION_REFS: (&[&str], &[&str]) = (&["partner", "reseller"], &["customer"]);
+/// The fields of a relationship that follow a partner, and a customer.
+pub const RELATIONSHIP_REFS: (&[&str], &[&str]) = (&["partner", "reseller", "indirectProvider"], &["customer"]);
+
+/// The partners and customers a row names.
+pub trait References {
+    fn partner_ids(&self) -> Vec<Uuid>;
+    fn customer_ids(&self) -> Vec<Uuid>;
+}
+
+impl References for subscription::Model {
+    fn partner_ids(&self) -> Vec<Uuid> {
+        self.partner_id.into_iter().chain(self.reseller_id).collect()
+    }
+    fn customer_ids(&self) -> Vec<Uuid> {
+        vec![self.customer_id]
+    }
+}
+
+impl References for relationship::Model {
+    fn partner_ids(&self) -> Vec<Uuid> {
+        std::iter::once(self.partner_id).chain(self.indirect_provider_id).collect()
+    }
+    fn customer_ids(&self) -> Vec<Uuid> {
+        self.customer_id.into_iter().collect()
+    }
+}
+
+impl References for subscription_transfer::Model {
+    fn partner_ids(&self) -> Vec<Uuid> {
+        vec![self.source_partner_id, self.target_partner_id]
+    }
+    fn customer_ids(&self) -> Vec<Uuid> {
+        vec![self.customer_id]
+    }
+}
+
+impl References for audit_event::Model {
+    fn partner_ids(&self) -> Vec<Uuid> {
+        self.partner_id.into_iter().chain(self.related_partner_id).collect()
+    }
+    fn customer_ids(&self) -> Vec<Uuid> {
+        self.customer_id.into_iter().collect()
+    }
+}
+
+/// The by-id loaders that prefetching fills.
+#[derive(Clone)]
+pub struct RefLoaders {
+    pub partners: Arc<CachedById<partner::Entity>>,
+    pub customers: Arc<CachedById<customer::Entity>>,
+}
+
+impl RefLoaders {
+    /// Loads the visible partners and customers that `rows` name (one statement each, only for what
+    /// `refs` asks) into the loaders' caches, so following the references costs no statement.
+    pub async fn prefetch<'a, M: References + 'a>(
+        &self,
+        reader: &Reader,
+        rows: impl IntoIterator<Item = &'a M>,
+        refs: Refs,
+    ) -> Result<(), async_graphql::Error> {
+        let (mut partner_ids, mut customer_ids) = (Vec::new(), Vec::new());
+        for row in rows {
+            if refs.partners {
+                partner_ids.extend(row.partner_ids());
+            }
+            if refs.customers {
+                customer_ids.extend(row.customer_ids());
+            }
+        }
+        // What an earlier page or lookup of this request already loaded costs nothing.
+        if !partner_ids.is_empty() {
+            let known = self.partners.get_cached_values::<Uuid>();
+            partner_ids.retain(|id| !known.contains_key(id));
+        }
+        if !customer_ids.is_empty() {
+            let known = self.customers.get_cached_values::<Uuid>();
+            customer_ids.retain(|id| !known.contains_key(id));
+        }
+        if !partner_ids.is_empty() {
+            partner_ids.sort_unstable();
+            partner_ids.dedup();
+            let found = reader.by_ids::<partner::Entity>(&partner_ids).await?;
+            self.partners.feed_many(found.into_iter().map(|p| (p.id, p))).await;
+        }
+        if !customer_ids.is_empty() {
+            customer_ids.sort_unstable();
+            customer_ids.dedup();
+            let found = reader.by_ids::<customer::Entity>(&customer_ids).await?;
+            self.customers.feed_many(found.into_iter().map(|c| (c.id, c))).await;
+        }
+        Ok(())
+    }
+}
+
 /// Every loader of one request.
 pub struct Loaders {
-    pub partners: DataLoader<ById<partner::Entity>>,
-    pub customers: DataLoader<ById<customer::Entity>>,
-    pub subscriptions: DataLoader<ById<subscription::Entity>>,
-    pub relationships: DataLoader<ById<relationship::Entity>>,
-    pub transfers: DataLoader<ById<subscription_transfer::Entity>>,
-    pub audit_events: DataLoader<ById<audit_event::Entity>>,
-    pub customer_subscriptions: DataLoader<Children<subscription::Entity, SubscriptionChildFilter>>,
-    pub customer_subscription_counts: DataLoader<ChildCounts<subscription::Entity, SubscriptionChildFilter>>,
-    pub customer_relationships: DataLoader<Children<relationship::Entity, RelationshipChildFilter>>,
-    pub customer_relationship_counts: DataLoader<ChildCounts<relationship::Entity, RelationshipChildFilter>>,
+    pub partners: Arc<CachedById<partner::Entity>>,
+    pub customers: Arc<CachedById<customer::Entity>>,
+    pub subscriptions: CachedById<subscription::Entity>,
+    pub relationships: CachedById<relationship::Entity>,
+    pub transfers: CachedById<subscription_transfer::Entity>,
+    pub audit_events: CachedById<audit_event::Entity>,
+    pub customer_subscriptions: DataLoader<Children<subscription::Entity, SubscriptionChildFilter>, HashMapCache>,
+    pub customer_subscription_counts:
+        DataLoader<ChildCounts<subscription::Entity, SubscriptionChildFilter>, HashMapCache>,
+    pub customer_relationships: DataLoader<Children<relationship::Entity, RelationshipChildFilter>, HashMapCache>,
+    pub customer_relationship_counts:
+        DataLoader<ChildCounts<relationship::Entity, RelationshipChildFilter>, HashMapCache>,
 }
 
 impl Loaders {
     pub fn new(reader: &Reader) -> Self {
-        fn by_id<E: Visible>(reader: &Reader) -> DataLoader<ById<E>>
+        fn by_id<E: Visible>(reader: &Reader) -> CachedById<E>
         where
             E::Model: Send + Sync + Clone,
         {
-            DataLoader::new(ById { reader: reader.clone(), _entity: PhantomData }, tokio::spawn)
+            DataLoader::with_cache(
+                ById { reader: reader.clone(), _entity: PhantomData },
+                tokio::spawn,
+                HashMapCache::default(),
+            )
         }
+        let refs = RefLoaders { partners: Arc::new(by_id(reader)), customers: Arc::new(by_id(reader)) };
         Self {
-            partners: by_id(reader),
-            customers: by_id(reader),
+            partners: refs.partners.clone(),
+            customers: refs.customers.clone(),
             subscriptions: by_id(reader),
             relationships: by_id(reader),
             transfers: by_id(reader),
             audit_events: by_id(reader),
-            customer_subscriptions: DataLoader::new(
+            customer_subscriptions: DataLoader::with_cache(
                 Children {
                     reader: reader.clone(),
                     parent: subscription::Column::CustomerId,
-                    parent_of: |s| Some(s.customer_id),
+                    parent_of: |s: &subscription::Model| Some(s.customer_id),
+                    refs: refs.clone(),
                     _filter: PhantomData,
                 },
                 tokio::spawn,
+                HashMapCache::default(),
             ),
-            customer_subscription_counts: DataLoader::new(
+            customer_subscription_counts: DataLoader::with_cache(
                 ChildCounts { reader: reader.clone(), parent: subscription::Column::CustomerId, _filter: PhantomData },
                 tokio::spawn,
+                HashMapCache::default(),
             ),
-            customer_relationships: DataLoader::new(
+            customer_relationships: DataLoader::with_cache(
                 Children {
                     reader: reader.clone(),
                     parent: relationship::Column::CustomerId,
-                    parent_of: |r| r.customer_id,
+                    parent_of: |r: &relationship::Model| r.customer_id,
+                    refs,
                     _filter: PhantomData,
                 },
                 tokio::spawn,
+                HashMapCache::default(),
             ),
-            customer_relationship_counts: DataLoader::new(
+            customer_relationship_counts: DataLoader::with_cache(
                 ChildCounts { reader: reader.clone(), parent: relationship::Column::CustomerId, _filter: PhantomData },
                 tokio::spawn,
+                HashMapCache::default(),
             ),
         }
+    }
+
+    /// The loaders that prefetching fills.
+    pub fn refs(&self) -> RefLoaders {
+        RefLoaders { partners: self.partners.clone(), customers: self.customers.clone() }
     }
 }

@@ -8,8 +8,9 @@ use sea_orm::Order;
 use super::connection::page_args;
 use super::context::{RequestCtx, session};
 use super::ids::{self, NodeType};
+use super::loaders::Refs;
 use super::types::audit_event::AuditEventConnection;
-use super::types::customer::{CustomerConnection, customer_sort};
+use super::types::customer::{CustomerConnection, customer_sort, prime_nested};
 use super::types::filters::{
     AuditEventFilter, CustomerFilter, CustomerOrder, PartnerFilter, RelationshipFilter, SubscriptionFilter,
     TransferFilter,
@@ -88,7 +89,10 @@ impl Query {
         let args = page_args(&rc.limits, first, after)?;
         let sort = customer_sort(order_by.unwrap_or_default());
         let cond = filter.unwrap_or_default().condition();
-        let page = rc.session()?.reader.page::<customer::Entity>(cond, &sort, &args).await?;
+        let session = rc.session()?;
+        let page = session.reader.page::<customer::Entity>(cond, &sort, &args).await?;
+        session.remember_customers(&page).await;
+        prime_nested(ctx, &page.items.iter().map(|(_, c)| c.id).collect::<Vec<_>>()).await?;
         Ok(CustomerConnection::from_page(page, args.after.is_some(), Customer))
     }
 
@@ -110,7 +114,9 @@ impl Query {
         let rc = RequestCtx::of(ctx)?;
         let args = page_args(&rc.limits, first, after)?;
         let cond = filter.unwrap_or_default().key()?.condition_at(rc.now);
-        let page = rc.session()?.reader.page::<subscription::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
+        let session = rc.session()?;
+        let page = session.reader.page::<subscription::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
+        session.prefetch(&page, Refs::wanted(ctx, &["partner", "reseller"], &["customer"])).await?;
         Ok(SubscriptionConnection::from_page(page, args.after.is_some(), |m| Subscription(rc.subscription_now(m))))
     }
 
@@ -131,7 +137,9 @@ impl Query {
         let rc = RequestCtx::of(ctx)?;
         let args = page_args(&rc.limits, first, after)?;
         let cond = filter.unwrap_or_default().key()?.condition_at(rc.now);
-        let page = rc.session()?.reader.page::<relationship::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
+        let session = rc.session()?;
+        let page = session.reader.page::<relationship::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
+        session.prefetch(&page, Refs::wanted(ctx, &["partner", "reseller", "indirectProvider"], &["customer"])).await?;
         Ok(RelationshipConnection::from_page(page, args.after.is_some(), Relationship))
     }
 
@@ -152,8 +160,9 @@ impl Query {
         let rc = RequestCtx::of(ctx)?;
         let args = page_args(&rc.limits, first, after)?;
         let cond = filter.unwrap_or_default().condition(rc.now);
-        let page =
-            rc.session()?.reader.page::<subscription_transfer::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
+        let session = rc.session()?;
+        let page = session.reader.page::<subscription_transfer::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
+        session.prefetch(&page, Refs::wanted(ctx, &["sourcePartner", "targetPartner"], &["customer"])).await?;
         Ok(SubscriptionTransferConnection::from_page(page, args.after.is_some(), SubscriptionTransfer))
     }
 
@@ -168,7 +177,9 @@ impl Query {
         let rc = RequestCtx::of(ctx)?;
         let args = page_args(&rc.limits, first, after)?;
         let cond = filter.unwrap_or_default().condition()?;
-        let page = rc.session()?.reader.page::<audit_event::Entity>(cond, &Sort::by_id(Order::Desc), &args).await?;
+        let session = rc.session()?;
+        let page = session.reader.page::<audit_event::Entity>(cond, &Sort::by_id(Order::Desc), &args).await?;
+        session.prefetch(&page, Refs::wanted(ctx, &["partner"], &["customer"])).await?;
         Ok(AuditEventConnection::from_page(page, args.after.is_some(), AuditEvent))
     }
 }

@@ -116,8 +116,17 @@ impl TestApp {
         partnerhub::db::migrate_up(&db).await.expect("migrate");
         let statements = Arc::new(AtomicUsize::new(0));
         let counter = statements.clone();
-        db.set_metric_callback(move |_| {
+        let print_sql = std::env::var("TEST_PRINT_SQL").is_ok();
+        db.set_metric_callback(move |info| {
             counter.fetch_add(1, Ordering::SeqCst);
+            if print_sql {
+                let sql = info.statement.sql.clone();
+                eprintln!(
+                    "SQL[{}]: {}",
+                    info.statement.values.as_ref().map_or(0, |v| v.0.len()),
+                    &sql[..sql.len().min(150)]
+                );
+            }
         });
         let clock = Clock::system();
         let state = AppState::new(db.clone(), settings.clone(), clock.clone()).expect("state");

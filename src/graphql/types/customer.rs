@@ -7,16 +7,20 @@ use sea_orm::{ColumnTrait, Condition, Order};
 use uuid::Uuid;
 
 use super::enums::{Cloud, CustomerOrderField, OrderDirection};
+use super::filters::ConditionAt;
 use super::filters::{CustomerOrder, PartnerFilter, RelationshipFilter, SubscriptionFilter};
 use super::partner::{PartnerConnection, partner_page};
 use super::relationship::{Relationship, RelationshipConnection};
 use super::subscription::{Subscription, SubscriptionConnection};
-use crate::access::{CursorKey, PageArgs, Sort, TotalCount, page_from_rows};
-use crate::error::ApiError;
+use crate::access::{CursorKey, Page, PageArgs, Sort, TotalCount, Visible, page_from_rows};
+use crate::error::{ApiError, ApiResult};
 use crate::graphql::connection::{connection, page_args};
 use crate::graphql::context::RequestCtx;
 use crate::graphql::ids::{self, NodeType};
-use crate::graphql::loaders::ChildrenKey;
+use crate::graphql::loaders::{
+    ChildCounts, ChildFilter, Children, ChildrenKey, Loaders, RELATIONSHIP_REFS, References, Refs, SUBSCRIPTION_REFS,
+};
+use async_graphql::dataloader::{DataLoader, HashMapCache};
 
 /// A customer organisation. It may have no partner at all (it bought directly from the vendor).
 pub struct Customer(pub customer::Model);
@@ -100,45 +104,17 @@ impl Customer {
         filter: Option<SubscriptionFilter>,
     ) -> async_graphql::Result<SubscriptionConnection> {
         let rc = RequestCtx::of(ctx)?;
-        let session = rc.session()?;
-        let args = page_args(&rc.limits, first, after)?;
         let mut key = filter.unwrap_or_default().key()?;
         key.customer_id = None;
-        let loaders = session.loaders.clone();
-        let total = {
-            let parent = self.0.id;
-            let key = key.clone();
-            TotalCount::new(move || {
-                let (loaders, key) = (loaders.clone(), key.clone());
-                Box::pin(async move {
-                    loaders
-                        .customer_subscription_counts
-                        .load_one((parent, key))
-                        .await
-                        .map(|n| n.unwrap_or(0))
-                        .map_err(ApiError::from_gql)
-                })
-            })
+        let refs = Refs::wanted(ctx, SUBSCRIPTION_REFS.0, SUBSCRIPTION_REFS.1);
+        let nested = Nested {
+            parent: self.0.id,
+            column: subscription::Column::CustomerId,
+            rows: |l| &l.customer_subscriptions,
+            counts: |l| &l.customer_subscription_counts,
         };
-        let cond = Condition::all().add(subscription::Column::CustomerId.eq(self.0.id)).add(key.condition_at(rc.now));
-        let page = match &args {
-            PageArgs { after: None, first } => {
-                let rows = session
-                    .loaders
-                    .customer_subscriptions
-                    .load_one(ChildrenKey { parent: self.0.id, limit: first + 1, filter: key })
-                    .await?
-                    .unwrap_or_default();
-                page_from_rows::<subscription::Entity>(rows, *first, total)
-            }
-            PageArgs { .. } => {
-                let mut page =
-                    session.reader.page::<subscription::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
-                page.total = total;
-                page
-            }
-        };
-        Ok(SubscriptionConnection::from_page(page, args.after.is_some(), |m| Subscription(rc.subscription_now(m))))
+        let page = nested.page(rc, first, after, key, refs).await?;
+        Ok(SubscriptionConnection::from_page(page.0, page.1, |m| Subscription(rc.subscription_now(m))))
     }
 
     /// The customer's relationships that the caller may see (pending requests included, for the customer).
@@ -150,45 +126,17 @@ impl Customer {
         filter: Option<RelationshipFilter>,
     ) -> async_graphql::Result<RelationshipConnection> {
         let rc = RequestCtx::of(ctx)?;
-        let session = rc.session()?;
-        let args = page_args(&rc.limits, first, after)?;
         let mut key = filter.unwrap_or_default().key()?;
         key.customer_id = None;
-        let loaders = session.loaders.clone();
-        let total = {
-            let parent = self.0.id;
-            let key = key.clone();
-            TotalCount::new(move || {
-                let (loaders, key) = (loaders.clone(), key.clone());
-                Box::pin(async move {
-                    loaders
-                        .customer_relationship_counts
-                        .load_one((parent, key))
-                        .await
-                        .map(|n| n.unwrap_or(0))
-                        .map_err(ApiError::from_gql)
-                })
-            })
+        let refs = Refs::wanted(ctx, RELATIONSHIP_REFS.0, RELATIONSHIP_REFS.1);
+        let nested = Nested {
+            parent: self.0.id,
+            column: relationship::Column::CustomerId,
+            rows: |l| &l.customer_relationships,
+            counts: |l| &l.customer_relationship_counts,
         };
-        let cond = Condition::all().add(relationship::Column::CustomerId.eq(self.0.id)).add(key.condition_at(rc.now));
-        let page = match &args {
-            PageArgs { after: None, first } => {
-                let rows = session
-                    .loaders
-                    .customer_relationships
-                    .load_one(ChildrenKey { parent: self.0.id, limit: first + 1, filter: key })
-                    .await?
-                    .unwrap_or_default();
-                page_from_rows::<relationship::Entity>(rows, *first, total)
-            }
-            PageArgs { .. } => {
-                let mut page =
-                    session.reader.page::<relationship::Entity>(cond, &Sort::by_id(Order::Asc), &args).await?;
-                page.total = total;
-                page
-            }
-        };
-        Ok(RelationshipConnection::from_page(page, args.after.is_some(), Relationship))
+        let page = nested.page(rc, first, after, key, refs).await?;
+        Ok(RelationshipConnection::from_page(page.0, page.1, Relationship))
     }
 
     /// The partners serving this customer (ACTIVE reseller relationship, as partner or indirect
@@ -206,4 +154,118 @@ impl Customer {
             .add(filter.unwrap_or_default().condition());
         partner_page(ctx, cond, first, after).await
     }
+}
+
+/// A nested connection under one customer: the first page comes batched (one statement for all the
+/// customers of the enclosing list, see [`Children`]), later pages (`after`) by a direct keyset query;
+/// the total is batched too.
+struct Nested<E: Visible, F> {
+    parent: Uuid,
+    column: E::Column,
+    rows: fn(&Loaders) -> &DataLoader<Children<E, F>, HashMapCache>,
+    counts: fn(&Loaders) -> &DataLoader<ChildCounts<E, F>, HashMapCache>,
+}
+
+impl<E, F> Nested<E, F>
+where
+    E: Visible,
+    E::Model: Send + Sync + Clone + References,
+    E::Column: Send + Sync,
+    F: ChildFilter + ConditionAt,
+{
+    /// The page and whether it was asked for with `after`.
+    async fn page(
+        &self,
+        rc: &RequestCtx,
+        first: Option<i32>,
+        after: Option<String>,
+        key: F,
+        refs: Refs,
+    ) -> ApiResult<(Page<E::Model>, bool)> {
+        let session = rc.session()?;
+        let args = page_args(&rc.limits, first, after)?;
+        let total = {
+            let (loaders, counts, parent, key) = (session.loaders.clone(), self.counts, self.parent, key.clone());
+            TotalCount::new(move || {
+                let (loaders, key) = (loaders.clone(), key.clone());
+                Box::pin(async move {
+                    counts(&loaders).load_one((parent, key)).await.map(|n| n.unwrap_or(0)).map_err(ApiError::from_gql)
+                })
+            })
+        };
+        let page = match &args {
+            PageArgs { after: None, first } => {
+                let key = ChildrenKey { parent: self.parent, limit: first + 1, filter: key, refs };
+                let rows = (self.rows)(&session.loaders).load_one(key).await.map_err(ApiError::from_gql)?;
+                page_from_rows::<E>(rows.unwrap_or_default(), *first, total)
+            }
+            PageArgs { .. } => {
+                let cond = Condition::all().add(self.column.eq(self.parent)).add(key.condition_at(rc.now));
+                let mut page = session.reader.page::<E>(cond, &Sort::by_id(Order::Asc), &args).await?;
+                session.prefetch(&page, refs).await.map_err(ApiError::from_gql)?;
+                page.total = total;
+                page
+            }
+        };
+        Ok((page, args.after.is_some()))
+    }
+}
+
+/// Primes the nested connections that the query asks under a list of customers
+/// (`subscriptions`, `relationships` and their totals) for every customer of the page at once, so
+/// that each needs one statement however many customers the page holds, independent of timing.
+pub async fn prime_nested(ctx: &Context<'_>, customers: &[Uuid]) -> async_graphql::Result<()> {
+    if customers.is_empty() {
+        return Ok(());
+    }
+    let rc = RequestCtx::of(ctx)?;
+    let loaders = &rc.session()?.loaders;
+    let look = ctx.look_ahead();
+    let under_nodes = |name: &str| {
+        let mut fields = look.field("nodes").field(name).selection_fields();
+        fields.extend(look.field("edges").field("node").field(name).selection_fields());
+        fields
+    };
+    for field in under_nodes("subscriptions") {
+        let Some((first, filter)) = nested_args::<SubscriptionFilter>(rc, &field)? else { continue };
+        let mut key = filter.key()?;
+        key.customer_id = None;
+        let refs = Refs::of_field(&field, SUBSCRIPTION_REFS.0, SUBSCRIPTION_REFS.1);
+        let keys = customers.iter().map(|p| ChildrenKey { parent: *p, limit: first + 1, filter: key.clone(), refs });
+        loaders.customer_subscriptions.load_many(keys).await?;
+        if field.selection_set().any(|f| f.name() == "totalCount") {
+            loaders.customer_subscription_counts.load_many(customers.iter().map(|p| (*p, key.clone()))).await?;
+        }
+    }
+    for field in under_nodes("relationships") {
+        let Some((first, filter)) = nested_args::<RelationshipFilter>(rc, &field)? else { continue };
+        let mut key = filter.key()?;
+        key.customer_id = None;
+        let refs = Refs::of_field(&field, RELATIONSHIP_REFS.0, RELATIONSHIP_REFS.1);
+        let keys = customers.iter().map(|p| ChildrenKey { parent: *p, limit: first + 1, filter: key.clone(), refs });
+        loaders.customer_relationships.load_many(keys).await?;
+        if field.selection_set().any(|f| f.name() == "totalCount") {
+            loaders.customer_relationship_counts.load_many(customers.iter().map(|p| (*p, key.clone()))).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `first` and `filter` of a nested connection field; `None` when it pages with `after` (not primed).
+fn nested_args<F: async_graphql::InputType + Default>(
+    rc: &RequestCtx,
+    field: &async_graphql::SelectionField<'_>,
+) -> async_graphql::Result<Option<(u64, F)>> {
+    let (mut first, mut filter) = (None, F::default());
+    for (name, value) in field.arguments()? {
+        match name.as_str() {
+            "after" if value != async_graphql::Value::Null => return Ok(None),
+            "first" => first = value.into_json().ok().and_then(|v| v.as_i64()).map(|n| n as i32),
+            "filter" => {
+                filter = F::parse(Some(value)).map_err(|_| ApiError::bad_input("filter", "not a valid filter"))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(Some((page_args(&rc.limits, first, None)?.first, filter)))
 }

@@ -28,6 +28,23 @@ fn search_condition<C: ColumnTrait + IdenStatic>(columns: &[C], text: &str) -> C
     })
 }
 
+/// A filter that becomes a condition at a given instant (statuses are time-dependent).
+pub trait ConditionAt {
+    fn condition_at(&self, now: DateTime<Utc>) -> Condition;
+}
+
+impl ConditionAt for SubscriptionFilterKey {
+    fn condition_at(&self, now: DateTime<Utc>) -> Condition {
+        SubscriptionFilterKey::condition_at(self, now)
+    }
+}
+
+impl ConditionAt for RelationshipFilterKey {
+    fn condition_at(&self, now: DateTime<Utc>) -> Condition {
+        RelationshipFilterKey::condition_at(self, now)
+    }
+}
+
 /// Narrows a partner list.
 #[derive(InputObject, Default, Debug, Clone)]
 pub struct PartnerFilter {

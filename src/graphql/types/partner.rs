@@ -13,7 +13,7 @@ use crate::access::{Scope, Sort};
 use crate::graphql::connection::{connection, page_args};
 use crate::graphql::context::RequestCtx;
 use crate::graphql::ids::{self, NodeType};
-use crate::graphql::types::customer::{CustomerConnection, customer_sort};
+use crate::graphql::types::customer::{CustomerConnection, customer_sort, prime_nested};
 
 /// A partner organisation: a direct-bill partner, an indirect provider or an indirect reseller.
 pub struct Partner(pub partner::Model);
@@ -100,7 +100,10 @@ impl Partner {
             .add(Scope::of_partner(&self.0, rc.now).customer_condition())
             .add(filter.unwrap_or_default().condition());
         let sort: Sort<customer::Entity> = customer_sort(order_by.unwrap_or_default());
-        let page = rc.session()?.reader.page::<customer::Entity>(cond, &sort, &args).await?;
+        let session = rc.session()?;
+        let page = session.reader.page::<customer::Entity>(cond, &sort, &args).await?;
+        session.remember_customers(&page).await;
+        prime_nested(ctx, &page.items.iter().map(|(_, c)| c.id).collect::<Vec<_>>()).await?;
         Ok(CustomerConnection::from_page(page, args.after.is_some(), Customer))
     }
 
@@ -138,6 +141,8 @@ pub async fn partner_page(
 ) -> async_graphql::Result<PartnerConnection> {
     let rc = RequestCtx::of(ctx)?;
     let args = page_args(&rc.limits, first, after)?;
-    let page = rc.session()?.reader.page::<partner::Entity>(cond, &Sort::by_id(sea_orm::Order::Asc), &args).await?;
+    let session = rc.session()?;
+    let page = session.reader.page::<partner::Entity>(cond, &Sort::by_id(sea_orm::Order::Asc), &args).await?;
+    session.remember_partners(&page).await;
     Ok(PartnerConnection::from_page(page, args.after.is_some(), Partner))
 }

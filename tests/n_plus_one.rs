@@ -1,0 +1,102 @@
+//! No N+1: a partner's first 50 customers, each with its first 10 subscriptions and each
+//! subscription's partner and customer, take a fixed number of SQL statements whatever the page sizes.
+
+use entity::enums::{BillingModel, Cloud, PartnerType, RelationshipKind, RelationshipStatus};
+use partnerhub::seed::{NewSubscription, Seed};
+use sea_orm::TransactionTrait;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::common::TestApp;
+
+const QUERY: &str = "query($customers: Int!, $subscriptions: Int!) {
+  viewer { partner { customers(first: $customers) { edges { node { id companyName
+    subscriptions(first: $subscriptions) { edges { node { id offerName status
+      partner { id name } customer { id companyName } } } } } } } } } }";
+
+const TOP_LEVEL_QUERY: &str = "query($customers: Int!, $subscriptions: Int!) {
+  customers(first: $customers) { nodes { id
+    subscriptions(first: $subscriptions) { totalCount nodes { id partner { id name } customer { id } } } } } }";
+
+/// Statements one request issues, authentication included.
+async fn statements_for(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    customers: i32,
+    subscriptions: i32,
+) -> (usize, serde_json::Value) {
+    let before = app.statement_count();
+    let data = app.data(token, query, json!({"customers": customers, "subscriptions": subscriptions})).await;
+    (app.statement_count() - before, data)
+}
+
+#[tokio::test]
+async fn nested_customers_and_subscriptions_take_a_bounded_number_of_statements() {
+    let app = TestApp::new().await;
+    let tid = Uuid::new_v4();
+    {
+        let txn = app.db.begin().await.unwrap();
+        let seed = Seed::new(&txn, app.clock.now());
+        let partner =
+            seed.partner(tid, "Contoso", "contoso.example", PartnerType::DirectBill, Cloud::Public).await.unwrap();
+        for i in 0..60 {
+            let customer = seed
+                .customer(
+                    Uuid::new_v4(),
+                    &format!("Customer {i:02}"),
+                    &format!("customer{i}.example"),
+                    "US",
+                    Cloud::Public,
+                )
+                .await
+                .unwrap();
+            seed.relationship(
+                RelationshipKind::Reseller,
+                RelationshipStatus::Active,
+                partner.id,
+                Some(&customer),
+                None,
+                "",
+                None,
+            )
+            .await
+            .unwrap();
+            for j in 0..12 {
+                let billing = if j % 2 == 0 { BillingModel::LicenseBased } else { BillingModel::UsageBased };
+                seed.subscription(NewSubscription::csp(customer.id, partner.id, None, billing), 1).await.unwrap();
+            }
+        }
+        txn.commit().await.unwrap();
+    }
+    let token = app.token(tid, &["admin_agent"]);
+
+    let (full, data) = statements_for(&app, &token, QUERY, 50, 10).await;
+    let customers = data["viewer"]["partner"]["customers"]["edges"].as_array().unwrap();
+    assert_eq!(customers.len(), 50);
+    for edge in customers {
+        let subscriptions = edge["node"]["subscriptions"]["edges"].as_array().unwrap();
+        assert_eq!(subscriptions.len(), 10);
+        for s in subscriptions {
+            assert_eq!(s["node"]["partner"]["name"], "Contoso");
+            assert_eq!(s["node"]["customer"]["id"], edge["node"]["id"]);
+        }
+    }
+    let (small, _) = statements_for(&app, &token, QUERY, 5, 2).await;
+    let (one, _) = statements_for(&app, &token, QUERY, 1, 1).await;
+    eprintln!("statements: 50x10 page: {full}, 5x2 page: {small}, 1x1 page: {one}");
+    assert_eq!(full, small, "the statement count must not grow with the page size");
+    assert_eq!(full, one, "the statement count must not grow with the page size");
+    // Token → principal (1), the customers page (1), the first 10 subscriptions of every customer (1,
+    // a window function), the partners they name (1); their customers are those of the page.
+    assert_eq!(full, 4, "statements");
+
+    let (top, data) = statements_for(&app, &token, TOP_LEVEL_QUERY, 50, 10).await;
+    assert_eq!(data["customers"]["nodes"].as_array().unwrap().len(), 50);
+    assert_eq!(data["customers"]["nodes"][0]["subscriptions"]["totalCount"], 12);
+    let (top_small, _) = statements_for(&app, &token, TOP_LEVEL_QUERY, 3, 1).await;
+    eprintln!("statements (top-level customers with totals): 50x10 page: {top}, 3x1 page: {top_small}");
+    assert_eq!(top, top_small);
+    // The same plus one grouped count for the nested totals.
+    assert_eq!(top, 5, "statements");
+}
