@@ -5,8 +5,10 @@
 
 mod common;
 
+mod architecture;
 mod auth;
 mod http;
 mod isolation;
 mod n_plus_one;
+mod queries;
 mod schema;
