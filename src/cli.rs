@@ -165,9 +165,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { action } => {
             let db = db::connect(&cli.database_url).await?;
             match action {
-                MigrateAction::Up => Migrator::up(&db, None).await?,
-                MigrateAction::Down { steps } => Migrator::down(&db, Some(steps)).await?,
-                MigrateAction::Status => Migrator::status(&db).await?,
+                MigrateAction::Up => {
+                    let pending = Migrator::get_pending_migrations(&db).await?;
+                    Migrator::up(&db, None).await?;
+                    println!("applied {} migration(s)", pending.len());
+                    for m in pending {
+                        println!("  {}", m.name());
+                    }
+                }
+                MigrateAction::Down { steps } => {
+                    let applied = Migrator::get_applied_migrations(&db).await?;
+                    Migrator::down(&db, Some(steps)).await?;
+                    let undone: Vec<_> = applied.iter().rev().take(steps as usize).collect();
+                    println!("rolled back {} migration(s)", undone.len());
+                    for m in undone {
+                        println!("  {}", m.name());
+                    }
+                }
+                MigrateAction::Status => {
+                    let applied = Migrator::get_applied_migrations(&db).await?;
+                    let pending = Migrator::get_pending_migrations(&db).await?;
+                    for m in &applied {
+                        println!("applied  {}", m.name());
+                    }
+                    for m in &pending {
+                        println!("pending  {}", m.name());
+                    }
+                }
             }
             Ok(())
         }

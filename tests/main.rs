@@ -9,6 +9,7 @@ mod architecture;
 mod auth;
 mod http;
 mod isolation;
+mod migrations;
 mod n_plus_one;
 mod queries;
 mod schema;
