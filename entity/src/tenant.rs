@@ -6,7 +6,7 @@ use sea_orm::entity::prelude::*;
 use crate::enums::TenantKind;
 
 #[sea_orm::model]
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
 #[sea_orm(table_name = "tenant")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

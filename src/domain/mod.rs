@@ -1,3 +1,158 @@
-//! Business rules. Each rule has one home here; resolvers only translate.
+//! Business rules and the write path. Each rule has one home here (`rules.rs` names them R2–R17);
+//! resolvers only translate GraphQL inputs into the typed inputs of `inputs.rs` and call in.
+//!
+//! Every mutation runs in one database transaction ([`Writer::write`]) that holds the change, its
+//! audit event and its outbox event; a failed mutation writes nothing.
 
+pub mod audit;
+pub mod customers;
+pub mod idempotency;
+pub mod inputs;
 pub mod lifecycle;
+pub mod partners;
+pub mod rules;
+pub mod versioned;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    DatabaseConnection, DatabaseTransaction, DbErr, QueryFilter, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::access::{Scope, Visible};
+use crate::auth::{Principal, Role, Tenant};
+use crate::error::{ApiError, ApiResult, Code};
+
+/// Who is writing, and when: the caller of one request (or the lifecycle runner).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub principal: Principal,
+    pub scope: Scope,
+    pub now: DateTime<Utc>,
+    pub request_id: String,
+    pub cancellation_window: Duration,
+}
+
+impl Actor {
+    pub fn new(principal: Principal, now: DateTime<Utc>, request_id: String, cancellation_window: Duration) -> Self {
+        let scope = Scope::for_principal(&principal, now);
+        Self { principal, scope, now, request_id, cancellation_window }
+    }
+
+    /// `FORBIDDEN` unless the caller holds one of `roles` (the message names them).
+    pub fn require_role(&self, roles: &[Role]) -> ApiResult<()> {
+        self.principal.require_any_role(roles)
+    }
+
+    /// The calling partner, or `FORBIDDEN` naming the roles of partners that would do.
+    pub fn partner(&self, roles: &[Role]) -> ApiResult<&entity::partner::Model> {
+        match &self.principal.tenant {
+            Tenant::Partner(p) => {
+                self.require_role(roles)?;
+                Ok(p)
+            }
+            _ => Err(self
+                .principal
+                .require_any_role(roles)
+                .err()
+                .unwrap_or_else(|| ApiError::new(Code::Forbidden, "this operation is for partners"))),
+        }
+    }
+
+    /// The calling customer, or `FORBIDDEN`.
+    pub fn customer(&self, roles: &[Role]) -> ApiResult<&entity::customer::Model> {
+        match &self.principal.tenant {
+            Tenant::Customer(c) => {
+                self.require_role(roles)?;
+                Ok(c)
+            }
+            _ => Err(self
+                .principal
+                .require_any_role(roles)
+                .err()
+                .unwrap_or_else(|| ApiError::new(Code::Forbidden, "this operation is for customers"))),
+        }
+    }
+
+    /// A row the caller may see, read inside the transaction; `NOT_FOUND` otherwise (R1: never
+    /// `FORBIDDEN`, which would reveal that it exists).
+    pub async fn load<E: Visible>(&self, txn: &DatabaseTransaction, id: Uuid, what: &str) -> ApiResult<E::Model> {
+        E::visible(&self.scope)
+            .filter(sea_orm::ColumnTrait::eq(&E::id_column(), id))
+            .one(txn)
+            .await?
+            .ok_or_else(|| ApiError::not_found(what))
+    }
+}
+
+/// A boxed future borrowing the transaction, as a write closure returns.
+pub type TxFuture<'a, T> = Pin<Box<dyn Future<Output = ApiResult<T>> + Send + 'a>>;
+
+/// The write side of the database.
+#[derive(Clone)]
+pub struct Writer {
+    db: DatabaseConnection,
+}
+
+impl Writer {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails (so a
+    /// failed mutation leaves no change, audit event, outbox event or idempotency record). On
+    /// SQLite the transaction takes the write lock up front, so concurrent writers queue instead
+    /// of failing.
+    pub async fn write<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        T: Send,
+        F: for<'a> FnOnce(&'a DatabaseTransaction) -> TxFuture<'a, T> + Send,
+    {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        let txn = self.db.begin_with_options(options).await?;
+        match work(&txn).await {
+            Ok(value) => {
+                txn.commit().await.map_err(commit_error)?;
+                Ok(value)
+            }
+            Err(err) => {
+                txn.rollback().await?;
+                Err(err)
+            }
+        }
+    }
+
+    /// A read-only helper for code outside a request (the lifecycle runner, the demo).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+fn commit_error(err: DbErr) -> ApiError {
+    ApiError::internal(anyhow::anyhow!(err).context("commit failed"))
+}
+
+/// Whether a database error is a unique-constraint violation (on either backend).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Runs a statement, turning a unique violation into `code` with `message`.
+pub async fn on_unique<T>(
+    result: impl Future<Output = Result<T, DbErr>>,
+    code: Code,
+    message: impl Into<String>,
+) -> ApiResult<T> {
+    match result.await {
+        Ok(value) => Ok(value),
+        Err(err) if is_unique_violation(&err) => Err(ApiError::new(code, message)),
+        Err(err) => Err(err.into()),
+    }
+}

@@ -17,6 +17,8 @@ pub struct Session {
     pub principal: Principal,
     pub reader: Reader,
     pub loaders: std::sync::Arc<Loaders>,
+    /// The write side: every mutation goes through the domain layer with it.
+    pub writer: crate::domain::Writer,
 }
 
 impl Session {
@@ -62,7 +64,7 @@ impl RequestCtx {
         let session = principal.map(|principal| {
             let reader = Reader::new(db.clone(), Scope::for_principal(&principal, now));
             let loaders = std::sync::Arc::new(Loaders::new(&reader));
-            Session { principal, reader, loaders }
+            Session { principal, reader, loaders, writer: crate::domain::Writer::new(db.clone()) }
         });
         Self { session, now, limits, cancellation_window, request_id }
     }
@@ -77,6 +79,17 @@ impl RequestCtx {
         self.session.as_ref().ok_or_else(|| {
             ApiError::unauthenticated("sign in: send `Authorization: Bearer <token>` (see `partnerhub token`)")
         })
+    }
+
+    /// The caller as the domain layer sees it (for mutations).
+    pub fn actor(&self) -> ApiResult<crate::domain::Actor> {
+        let session = self.session()?;
+        Ok(crate::domain::Actor::new(
+            session.principal.clone(),
+            self.now,
+            self.request_id.clone(),
+            self.cancellation_window,
+        ))
     }
 
     /// A subscription as it stands now (renewed or expired by the clock, R16).

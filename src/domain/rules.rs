@@ -1,0 +1,182 @@
+//! The business rules shared by several mutations, one function each, named after the rule of
+//! SPEC section 3 they enforce. Rules that belong to one aggregate live in its module (R7–R9 in
+//! `transfers.rs`/`subscriptions.rs`, R11 in `subscriptions.rs`, R12 in `relationships.rs`).
+
+use chrono::{DateTime, Utc};
+use entity::enums::{Cloud, PartnerStatus, PartnerType, RelationshipKind, RelationshipStatus, TenantKind};
+use entity::{customer, partner, relationship, tenant};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use uuid::Uuid;
+
+use super::inputs::Domain;
+use crate::auth::Role;
+use crate::error::{ApiError, ApiResult, Code};
+
+/// R2: tenant ids and domains are unique across partners and customers. Registers the pair in the
+/// shared registry (whose unique keys are the final word when two requests race).
+pub async fn r2_register_tenant<C: ConnectionTrait>(
+    db: &C,
+    tenant_id: Uuid,
+    kind: TenantKind,
+    domain: &Domain,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let taken = tenant::Entity::find()
+        .filter(
+            Condition::any()
+                .add(tenant::Column::TenantId.eq(tenant_id))
+                .add(tenant::Column::Domain.eq(domain.as_str())),
+        )
+        .all(db)
+        .await?;
+    if taken.iter().any(|t| t.domain == domain.as_str()) {
+        return Err(ApiError::new(
+            Code::DomainTaken,
+            format!("the domain `{}` is already registered; choose another", domain.as_str()),
+        ));
+    }
+    if !taken.is_empty() {
+        return Err(ApiError::new(Code::Conflict, format!("the tenant id {tenant_id} is already registered")));
+    }
+    let insert = tenant::Model { tenant_id, kind, domain: domain.as_str().to_owned(), created_at: now }
+        .into_active_model()
+        .insert(db);
+    super::on_unique(
+        insert,
+        Code::DomainTaken,
+        format!("the domain `{}` or tenant id is already registered", domain.as_str()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// R3: CSP partners cannot resell to other CSP partners: a domain or tenant id that belongs to a
+/// partner cannot become a customer or be asked for a relationship.
+pub async fn r3_not_a_partner<C: ConnectionTrait>(
+    db: &C,
+    domain: Option<&str>,
+    tenant_id: Option<Uuid>,
+) -> ApiResult<()> {
+    let mut cond = Condition::any();
+    if let Some(domain) = domain {
+        cond = cond.add(partner::Column::Domain.eq(domain));
+    }
+    if let Some(tenant_id) = tenant_id {
+        cond = cond.add(partner::Column::TenantId.eq(tenant_id));
+    }
+    if partner::Entity::find().filter(cond).one(db).await?.is_some() {
+        return Err(ApiError::new(
+            Code::CannotResellToPartner,
+            "this domain or tenant belongs to a CSP partner, and partners cannot resell to other partners",
+        ));
+    }
+    Ok(())
+}
+
+/// R4: cloud separation: a relationship or subscription joins parties of the same cloud only.
+pub fn r4_same_cloud(a: Cloud, b: Cloud, what: &str) -> ApiResult<()> {
+    if a == b {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        Code::CloudMismatch,
+        format!(
+            "{what}: the parties live in different clouds ({} and {}); the US Government cloud is separate",
+            a.as_str(),
+            b.as_str()
+        ),
+    ))
+}
+
+/// R6: indirect resellers do not transact (customers, subscriptions, transfers): their provider does.
+pub fn r6_may_transact(partner: &partner::Model) -> ApiResult<()> {
+    if partner.partner_type == PartnerType::IndirectReseller {
+        return Err(ApiError::new(
+            Code::IndirectResellerCannotTransact,
+            "indirect resellers do not transact: ask your indirect provider to do it for you",
+        ));
+    }
+    Ok(())
+}
+
+/// R17: suspended partners can read but not mutate.
+pub fn r17_not_suspended(partner: &partner::Model) -> ApiResult<()> {
+    if partner.status == PartnerStatus::Suspended {
+        return Err(ApiError::new(
+            Code::PartnerSuspended,
+            "this partner is suspended: it can read but not change anything",
+        ));
+    }
+    Ok(())
+}
+
+/// The partner's ACTIVE, unexpired delegated-admin relationships with a customer, if any grants `role`.
+pub async fn active_delegated_admin<C: ConnectionTrait>(
+    db: &C,
+    partner_id: Uuid,
+    customer_id: Uuid,
+    role: Role,
+    now: DateTime<Utc>,
+) -> ApiResult<bool> {
+    let grants = relationship::Entity::find()
+        .filter(relationship::Column::Kind.eq(RelationshipKind::DelegatedAdmin))
+        .filter(relationship::Column::Status.eq(RelationshipStatus::Active))
+        .filter(relationship::Column::PartnerId.eq(partner_id))
+        .filter(relationship::Column::CustomerId.eq(customer_id))
+        .filter(relationship::Column::ExpiresAt.gt(now))
+        .all(db)
+        .await?;
+    Ok(grants.iter().any(|g| g.roles.split(',').any(|r| r == role.as_str())))
+}
+
+/// R5: who may sell to a customer. A partner sells through its ACTIVE reseller relationship; an
+/// indirect provider through an ACTIVE reseller relationship whose `indirectProvider` it is, naming
+/// that relationship's reseller. Delegated admin alone does not allow selling. Returns the reseller
+/// of record (for indirect sales).
+pub async fn r5_may_sell<C: ConnectionTrait>(
+    db: &C,
+    seller: &partner::Model,
+    customer: &customer::Model,
+    reseller_id: Option<Uuid>,
+) -> ApiResult<Option<Uuid>> {
+    use relationship::Column as R;
+    let active_reseller_link = relationship::Entity::find()
+        .filter(R::Kind.eq(RelationshipKind::Reseller))
+        .filter(R::Status.eq(RelationshipStatus::Active))
+        .filter(R::CustomerId.eq(customer.id));
+    match (seller.partner_type, reseller_id) {
+        (PartnerType::IndirectProvider, Some(reseller_id)) => {
+            let link = active_reseller_link
+                .filter(R::PartnerId.eq(reseller_id))
+                .filter(R::IndirectProviderId.eq(seller.id))
+                .one(db)
+                .await?;
+            if link.is_none() {
+                return Err(ApiError::new(
+                    Code::RelationshipRequired,
+                    "selling through this reseller needs an ACTIVE reseller relationship between the reseller and the customer with you as indirect provider",
+                ));
+            }
+            Ok(Some(reseller_id))
+        }
+        (PartnerType::IndirectProvider, None) => Err(ApiError::bad_input(
+            "resellerId",
+            "an indirect provider sells through one of its resellers: name it in `resellerId`",
+        )),
+        (_, Some(_)) => Err(ApiError::bad_input("resellerId", "only indirect providers sell through resellers")),
+        (_, None) => {
+            let link = active_reseller_link
+                .filter(R::PartnerId.eq(seller.id))
+                .filter(R::IndirectProviderId.is_null())
+                .one(db)
+                .await?;
+            if link.is_none() {
+                return Err(ApiError::new(
+                    Code::RelationshipRequired,
+                    "selling to this customer needs an ACTIVE reseller relationship with it (request one and have the customer accept)",
+                ));
+            }
+            Ok(None)
+        }
+    }
+}
