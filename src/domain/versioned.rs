@@ -4,7 +4,7 @@
 //! databases: exactly one wins, the other gets `VERSION_CONFLICT` and changes nothing.
 
 use entity::{partner, relationship, subscription, subscription_transfer};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
 
 use crate::error::{ApiError, ApiResult, Code};
 
@@ -36,7 +36,7 @@ macro_rules! versioned_update {
             check_expected(before.version, expected, $what)?;
             after.version = before.version + 1;
             let result = $module::Entity::update_many()
-                .set(after.clone().into_active_model())
+                .set(after.clone().into_active_model().reset_all())
                 .filter($module::Column::Id.eq(before.id))
                 .filter($module::Column::Version.eq(before.version))
                 .exec(db)

@@ -1,0 +1,259 @@
+//! Partners and customers: onboarding, suspension, customer creation, and the rules R2, R3, R4, R6,
+//! R14, R15, R17 on them.
+
+use entity::enums::{RelationshipKind, RelationshipStatus};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::{TestApp, error_code};
+
+pub const ONBOARD: &str = "mutation($input: OnboardPartnerInput!) { onboardPartner(input: $input) { partner { id tenantId name domain partnerType cloud status version } } }";
+pub const CREATE_CUSTOMER: &str = "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) {
+    customer { id tenantId companyName domain country cloud } relationship { id kind status partner { id } indirectProvider { id } } } }";
+
+/// Onboards a partner through the API; returns (global id, tenant id).
+pub async fn onboard(app: &TestApp, name: &str, domain: &str, partner_type: &str, cloud: &str) -> (String, Uuid) {
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let input = json!({"name": name, "domain": domain, "partnerType": partner_type, "partnerNetworkId": format!("PN-{domain}"), "cloud": cloud});
+    let data = app.data(&platform, ONBOARD, json!({"input": input})).await;
+    let partner = &data["onboardPartner"]["partner"];
+    (partner["id"].as_str().unwrap().to_owned(), partner["tenantId"].as_str().unwrap().parse().unwrap())
+}
+
+fn customer_input(name: &str, domain: &str) -> Value {
+    json!({"companyName": name, "domain": domain, "country": "US"})
+}
+
+async fn audit_count(app: &TestApp) -> u64 {
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    app.data(&platform, "{ auditEvents { totalCount } }", json!({})).await["auditEvents"]["totalCount"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn platform_onboards_partners_and_creates_partnerless_customers() {
+    let app = TestApp::new().await;
+    let (pid, tid) = onboard(&app, "Contoso", "Contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let partner = app.token(tid, &["admin_agent"]);
+    let data = app.data(&partner, "{ viewer { partner { id domain status version } } }", json!({})).await;
+    assert_eq!(data["viewer"]["partner"]["id"], pid);
+    assert_eq!(data["viewer"]["partner"]["domain"], "contoso.example", "domains are lower-cased");
+
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let data = app.data(&platform, CREATE_CUSTOMER, json!({"input": customer_input("Adatum", "adatum.example")})).await;
+    assert_eq!(data["createCustomer"]["relationship"], Value::Null, "the platform's customers have no partner");
+    assert_eq!(data["createCustomer"]["customer"]["cloud"], "PUBLIC");
+    let events = app.data(&platform, "{ auditEvents { nodes { action actorSubject requestId } } }", json!({})).await;
+    let actions: Vec<&str> =
+        events["auditEvents"]["nodes"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["customer.create", "partner.onboard"]);
+}
+
+#[tokio::test]
+async fn a_partner_creating_a_customer_gets_an_active_reseller_relationship() {
+    let app = TestApp::new().await;
+    let (pid, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let token = app.token(tid, &["sales_agent"]);
+    let data = app.data(&token, CREATE_CUSTOMER, json!({"input": customer_input("Adatum", "adatum.example")})).await;
+    let rel = &data["createCustomer"]["relationship"];
+    assert_eq!(rel["kind"], "RESELLER");
+    assert_eq!(rel["status"], "ACTIVE");
+    assert_eq!(rel["partner"]["id"], pid);
+    let data = app.data(&token, "{ customers { nodes { companyName } } }", json!({})).await;
+    assert_eq!(data["customers"]["nodes"][0]["companyName"], "Adatum");
+}
+
+#[tokio::test]
+async fn r2_domains_tenant_ids_and_network_ids_are_unique() {
+    let app = TestApp::new().await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    app.data(&platform, CREATE_CUSTOMER, json!({"input": customer_input("Adatum", "adatum.example")})).await;
+
+    let before = audit_count(&app).await;
+    let cases = [
+        (
+            ONBOARD,
+            json!({"name": "X", "domain": "ADATUM.example", "partnerType": "DIRECT_BILL", "partnerNetworkId": "PN-x"}),
+            "DOMAIN_TAKEN",
+        ),
+        (
+            ONBOARD,
+            json!({"name": "X", "domain": "x.example", "partnerType": "DIRECT_BILL", "partnerNetworkId": "PN-contoso.example"}),
+            "CONFLICT",
+        ),
+        (
+            ONBOARD,
+            json!({"tenantId": tid, "name": "X", "domain": "x.example", "partnerType": "DIRECT_BILL", "partnerNetworkId": "PN-x"}),
+            "CONFLICT",
+        ),
+        (CREATE_CUSTOMER, customer_input("Adatum 2", "adatum.example"), "DOMAIN_TAKEN"),
+    ];
+    for (mutation, input, code) in cases {
+        let body = app.gql_as(Some(&platform), mutation, json!({"input": input})).await;
+        assert_eq!(error_code(&body), Some(code), "{input}: {body}");
+    }
+    assert_eq!(audit_count(&app).await, before, "failed mutations write no audit event");
+}
+
+#[tokio::test]
+async fn r3_partners_cannot_become_customers() {
+    let app = TestApp::new().await;
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let (_, other) = onboard(&app, "Fabrikam", "fabrikam.example", "DIRECT_BILL", "PUBLIC").await;
+    let token = app.token(tid, &["admin_agent"]);
+    let body =
+        app.gql_as(Some(&token), CREATE_CUSTOMER, json!({"input": customer_input("F", "fabrikam.example")})).await;
+    assert_eq!(error_code(&body), Some("CANNOT_RESELL_TO_PARTNER"), "{body}");
+    let mut input = customer_input("F", "f2.example");
+    input["tenantId"] = json!(other);
+    let body = app.gql_as(Some(&token), CREATE_CUSTOMER, json!({"input": input})).await;
+    assert_eq!(error_code(&body), Some("CANNOT_RESELL_TO_PARTNER"), "{body}");
+}
+
+#[tokio::test]
+async fn r4_customers_live_in_their_partner_cloud() {
+    let app = TestApp::new().await;
+    let (_, gov) = onboard(&app, "Woodgrove", "woodgrove.example", "DIRECT_BILL", "US_GOVERNMENT").await;
+    let token = app.token(gov, &["admin_agent"]);
+    let mut input = customer_input("Springfield", "springfield.example");
+    input["cloud"] = json!("PUBLIC");
+    let body = app.gql_as(Some(&token), CREATE_CUSTOMER, json!({"input": input})).await;
+    assert_eq!(error_code(&body), Some("CLOUD_MISMATCH"), "{body}");
+    let data =
+        app.data(&token, CREATE_CUSTOMER, json!({"input": customer_input("Springfield", "springfield.example")})).await;
+    assert_eq!(data["createCustomer"]["customer"]["cloud"], "US_GOVERNMENT", "the partner's cloud by default");
+}
+
+#[tokio::test]
+async fn r6_indirect_resellers_do_not_create_customers_and_providers_create_them_for_resellers() {
+    let app = TestApp::new().await;
+    let (reseller_id, reseller_tid) =
+        onboard(&app, "Tailspin", "tailspin.example", "INDIRECT_RESELLER", "PUBLIC").await;
+    let (provider_id, provider_tid) =
+        onboard(&app, "Northwind", "northwind.example", "INDIRECT_PROVIDER", "PUBLIC").await;
+    let reseller = app.token(reseller_tid, &["admin_agent"]);
+    let body =
+        app.gql_as(Some(&reseller), CREATE_CUSTOMER, json!({"input": customer_input("L", "litware.example")})).await;
+    assert_eq!(error_code(&body), Some("INDIRECT_RESELLER_CANNOT_TRANSACT"));
+
+    // Without an ACTIVE indirect-reseller relationship the provider cannot create for the reseller.
+    let provider = app.token(provider_tid, &["admin_agent"]);
+    let mut input = customer_input("Litware", "litware.example");
+    input["resellerId"] = json!(reseller_id);
+    let body = app.gql_as(Some(&provider), CREATE_CUSTOMER, json!({"input": input.clone()})).await;
+    assert!(matches!(error_code(&body), Some("RELATIONSHIP_REQUIRED") | Some("NOT_FOUND")), "{body}");
+
+    let ids = |id: &str| partnerhub::graphql::ids::decode_any(id).unwrap().1;
+    app.seed()
+        .relationship(
+            RelationshipKind::IndirectReseller,
+            RelationshipStatus::Active,
+            ids(&reseller_id),
+            None,
+            Some(ids(&provider_id)),
+            "",
+            None,
+        )
+        .await
+        .unwrap();
+    let data = app.data(&provider, CREATE_CUSTOMER, json!({"input": input})).await;
+    let rel = &data["createCustomer"]["relationship"];
+    assert_eq!(rel["partner"]["id"], reseller_id, "the reseller is the relationship's partner");
+    assert_eq!(rel["indirectProvider"]["id"], provider_id);
+    for token in [&provider, &reseller] {
+        let data = app.data(token, "{ customers { nodes { companyName } } }", json!({})).await;
+        assert_eq!(data["customers"]["nodes"][0]["companyName"], "Litware");
+    }
+}
+
+#[tokio::test]
+async fn r17_suspended_partners_can_read_but_not_mutate() {
+    let app = TestApp::new().await;
+    let (pid, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let set =
+        "mutation($input: SetPartnerStatusInput!) { setPartnerStatus(input: $input) { partner { status version } } }";
+    let data = app.data(&platform, set, json!({"input": {"partnerId": pid, "status": "SUSPENDED"}})).await;
+    assert_eq!(data["setPartnerStatus"]["partner"]["status"], "SUSPENDED");
+    let token = app.token(tid, &["admin_agent"]);
+    let body = app.gql_as(Some(&token), CREATE_CUSTOMER, json!({"input": customer_input("A", "adatum.example")})).await;
+    assert_eq!(error_code(&body), Some("PARTNER_SUSPENDED"));
+    app.data(&token, "{ viewer { partner { status } } customers { totalCount } }", json!({})).await;
+    app.data(&platform, set, json!({"input": {"partnerId": pid, "status": "ACTIVE"}})).await;
+    app.data(&token, CREATE_CUSTOMER, json!({"input": customer_input("A", "adatum.example")})).await;
+}
+
+#[tokio::test]
+async fn roles_are_required_and_named() {
+    let app = TestApp::new().await;
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let helpdesk = app.token(tid, &["helpdesk_agent"]);
+    let body =
+        app.gql_as(Some(&helpdesk), CREATE_CUSTOMER, json!({"input": customer_input("A", "adatum.example")})).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"));
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("admin_agent") && message.contains("sales_agent"), "{message}");
+    let body = app
+        .gql_as(
+            Some(&helpdesk),
+            ONBOARD,
+            json!({"input": {"name": "X", "domain": "x.example", "partnerType": "DIRECT_BILL", "partnerNetworkId": "PN-x"}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"));
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("platform_admin"));
+    let body = app.gql_as(None, CREATE_CUSTOMER, json!({"input": customer_input("A", "adatum.example")})).await;
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+}
+
+#[tokio::test]
+async fn invalid_input_names_the_field() {
+    let app = TestApp::new().await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    for (input, field) in [
+        (json!({"companyName": "A", "domain": "not a domain", "country": "US"}), "domain"),
+        (json!({"companyName": "A", "domain": "a.example", "country": "XX"}), "country"),
+        (json!({"companyName": "  ", "domain": "a.example", "country": "US"}), "companyName"),
+        (json!({"companyName": "A", "domain": "a.example", "country": "US", "idempotencyKey": ""}), "idempotencyKey"),
+    ] {
+        let body = app.gql_as(Some(&platform), CREATE_CUSTOMER, json!({"input": input})).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(field), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn r14_create_customer_is_idempotent_under_concurrent_repeats() {
+    let app = TestApp::new().await;
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let token = app.token(tid, &["admin_agent"]);
+    let mut input = customer_input("Adatum", "adatum.example");
+    input["idempotencyKey"] = json!("create-adatum-1");
+    let calls = (0..30).map(|_| app.gql_as(Some(&token), CREATE_CUSTOMER, json!({"input": input.clone()})));
+    let answers = futures_util::future::join_all(calls).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|body| {
+            assert!(body.get("errors").is_none(), "{body}");
+            body["data"]["createCustomer"]["customer"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "every repeat answers the first customer");
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let data = app.data(&platform, "{ customers { totalCount } relationships { totalCount } auditEvents(filter: {action: \"customer.create\"}) { totalCount } }", json!({})).await;
+    assert_eq!(data["customers"]["totalCount"], 1);
+    assert_eq!(data["relationships"]["totalCount"], 1);
+    assert_eq!(data["auditEvents"]["totalCount"], 1);
+
+    input["companyName"] = json!("Adatum Other");
+    let body = app.gql_as(Some(&token), CREATE_CUSTOMER, json!({"input": input})).await;
+    assert_eq!(error_code(&body), Some("IDEMPOTENCY_KEY_REUSED"));
+    // Keys belong to a tenant: another partner may use the same key.
+    let (_, other) = onboard(&app, "Fabrikam", "fabrikam.example", "DIRECT_BILL", "PUBLIC").await;
+    let other = app.token(other, &["admin_agent"]);
+    let mut input = customer_input("Relecloud", "relecloud.example");
+    input["idempotencyKey"] = json!("create-adatum-1");
+    app.data(&other, CREATE_CUSTOMER, json!({"input": input})).await;
+}
