@@ -13,3 +13,4 @@ mod migrations;
 mod n_plus_one;
 mod queries;
 mod schema;
+mod write_customers;
