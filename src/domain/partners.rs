@@ -84,6 +84,11 @@ pub async fn set_status(
             Box::pin(async move {
                 let before = actor.load::<partner::Entity>(txn, partner_id, "partner").await?;
                 if before.status == status {
+                    // Nothing changes, but the call is still recorded (R15).
+                    let change = Change::new("partner.set_status", "PARTNER_STATUS_CHANGED", "Partner", before.id)
+                        .partner(before.id)
+                        .diff(Some(&before), &before);
+                    audit::record(txn, &by, change).await?;
                     return Ok(before);
                 }
                 let mut after = before.clone();

@@ -181,6 +181,18 @@ impl TestApp {
         body
     }
 
+    /// Like [`gql_as`], with an `X-Request-Id` header.
+    pub async fn gql_with_request_id(&self, token: &str, request_id: &str, query: &str, variables: Value) -> Value {
+        let body = json!({"query": query, "variables": variables}).to_string();
+        let request = Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .header("x-request-id", request_id)
+            .body(Body::from(body))
+            .expect("request");
+        self.send(request).await.2
+    }
+
     /// Like [`gql_as`], expecting no errors; returns `data`.
     pub async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
         let body = self.gql_as(Some(token), query, variables).await;
