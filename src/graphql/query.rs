@@ -2,7 +2,7 @@
 //! scoped reader and loaders); there is no other way to the data.
 
 use async_graphql::{Context, ID, Object};
-use entity::{audit_event, customer, relationship, subscription, subscription_transfer};
+use entity::{audit_event, relationship, subscription, subscription_transfer};
 use sea_orm::Order;
 
 use super::connection::page_args;
@@ -10,7 +10,7 @@ use super::context::{RequestCtx, session};
 use super::ids::{self, NodeType};
 use super::loaders::Refs;
 use super::types::audit_event::AuditEventConnection;
-use super::types::customer::{CustomerConnection, customer_sort, prime_nested};
+use super::types::customer::{CustomerConnection, customer_page};
 use super::types::filters::{
     AuditEventFilter, CustomerFilter, CustomerOrder, PartnerFilter, RelationshipFilter, SubscriptionFilter,
     TransferFilter,
@@ -85,15 +85,7 @@ impl Query {
         filter: Option<CustomerFilter>,
         order_by: Option<CustomerOrder>,
     ) -> async_graphql::Result<CustomerConnection> {
-        let rc = RequestCtx::of(ctx)?;
-        let args = page_args(&rc.limits, first, after)?;
-        let sort = customer_sort(order_by.unwrap_or_default());
-        let cond = filter.unwrap_or_default().condition();
-        let session = rc.session()?;
-        let page = session.reader.page::<customer::Entity>(cond, &sort, &args).await?;
-        session.remember_customers(&page).await;
-        prime_nested(ctx, &page.items.iter().map(|(_, c)| c.id).collect::<Vec<_>>()).await?;
-        Ok(CustomerConnection::from_page(page, args.after.is_some(), Customer))
+        customer_page(ctx, filter.unwrap_or_default().condition(), first, after, order_by).await
     }
 
     /// A subscription by global id.

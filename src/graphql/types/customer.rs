@@ -47,6 +47,25 @@ pub fn customer_sort(order: CustomerOrder) -> Sort<customer::Entity> {
 }
 
 /// A customer organisation. It may have no partner at all (it bought directly from the vendor).
+/// A page of visible customers matching `cond`, with the nested connections the query asks for
+/// primed for the whole page.
+pub async fn customer_page(
+    ctx: &Context<'_>,
+    cond: Condition,
+    first: Option<i32>,
+    after: Option<String>,
+    order_by: Option<CustomerOrder>,
+) -> async_graphql::Result<CustomerConnection> {
+    let rc = RequestCtx::of(ctx)?;
+    let args = page_args(&rc.limits, first, after)?;
+    let sort = customer_sort(order_by.unwrap_or_default());
+    let session = rc.session()?;
+    let page = session.reader.page::<customer::Entity>(cond, &sort, &args).await?;
+    session.remember_customers(&page).await;
+    prime_nested(ctx, &page.items.iter().map(|(_, c)| c.id).collect::<Vec<_>>()).await?;
+    Ok(CustomerConnection::from_page(page, args.after.is_some(), Customer))
+}
+
 #[Object]
 impl Customer {
     /// The global id of this customer.

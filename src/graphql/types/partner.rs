@@ -2,18 +2,17 @@
 
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
-use entity::{customer, partner};
+use entity::partner;
 use sea_orm::Condition;
 use uuid::Uuid;
 
-use super::customer::Customer;
 use super::enums::{Cloud, PartnerStatus, PartnerType};
 use super::filters::{CustomerFilter, CustomerOrder, PartnerFilter};
 use crate::access::{Scope, Sort};
 use crate::graphql::connection::{connection, page_args};
 use crate::graphql::context::RequestCtx;
 use crate::graphql::ids::{self, NodeType};
-use crate::graphql::types::customer::{CustomerConnection, customer_sort, prime_nested};
+use crate::graphql::types::customer::{CustomerConnection, customer_page};
 
 /// A partner organisation: a direct-bill partner, an indirect provider or an indirect reseller.
 pub struct Partner(pub partner::Model);
@@ -94,17 +93,11 @@ impl Partner {
         filter: Option<CustomerFilter>,
         order_by: Option<CustomerOrder>,
     ) -> async_graphql::Result<CustomerConnection> {
-        let rc = RequestCtx::of(ctx)?;
-        let args = page_args(&rc.limits, first, after)?;
+        let now = RequestCtx::of(ctx)?.now;
         let cond = Condition::all()
-            .add(Scope::of_partner(&self.0, rc.now).customer_condition())
+            .add(Scope::of_partner(&self.0, now).customer_condition())
             .add(filter.unwrap_or_default().condition());
-        let sort: Sort<customer::Entity> = customer_sort(order_by.unwrap_or_default());
-        let session = rc.session()?;
-        let page = session.reader.page::<customer::Entity>(cond, &sort, &args).await?;
-        session.remember_customers(&page).await;
-        prime_nested(ctx, &page.items.iter().map(|(_, c)| c.id).collect::<Vec<_>>()).await?;
-        Ok(CustomerConnection::from_page(page, args.after.is_some(), Customer))
+        customer_page(ctx, cond, first, after, order_by).await
     }
 
     /// The indirect resellers of this indirect provider (ACTIVE indirect-reseller relationships).
