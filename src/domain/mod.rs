@@ -10,7 +10,9 @@ pub mod idempotency;
 pub mod inputs;
 pub mod lifecycle;
 pub mod partners;
+pub mod relationships;
 pub mod rules;
+pub mod subscriptions;
 pub mod versioned;
 
 use std::future::Future;

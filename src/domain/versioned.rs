@@ -40,7 +40,21 @@ macro_rules! versioned_update {
                 .filter($module::Column::Id.eq(before.id))
                 .filter($module::Column::Version.eq(before.version))
                 .exec(db)
-                .await?;
+                .await
+                .map_err(|err| {
+                    if super::is_unique_violation(&err) {
+                        ApiError::new(
+                            Code::Conflict,
+                            concat!(
+                                "this change would duplicate another ",
+                                $what,
+                                " (one PENDING request and one ACTIVE link per pair)"
+                            ),
+                        )
+                    } else {
+                        err.into()
+                    }
+                })?;
             if result.rows_affected != 1 {
                 return Err(conflict($what, before.version + 1));
             }

@@ -4,10 +4,17 @@
 
 mod customers;
 mod partners;
+mod relationships;
+mod subscriptions;
 
 use async_graphql::MergedObject;
 
 /// Every change goes through here. Each mutation takes one `input` and returns a payload; it runs
 /// in one database transaction with its audit event, and a failure changes nothing.
 #[derive(MergedObject, Default)]
-pub struct Mutation(partners::PartnerMutations, customers::CustomerMutations);
+pub struct Mutation(
+    partners::PartnerMutations,
+    customers::CustomerMutations,
+    relationships::RelationshipMutations,
+    subscriptions::SubscriptionMutations,
+);

@@ -1,0 +1,631 @@
+//! Subscriptions: CSP sales (R5, R6), subscriptions bought through other channels (R10), changes by
+//! the partner of record only (R10), new-commerce terms (R11), multi-channel usage migration (R9).
+//! Every change of an existing subscription is versioned (R13); creations are idempotent (R14).
+
+use chrono::{DateTime, Utc};
+use entity::enums::{BillingModel, Channel, SubscriptionStatus};
+use entity::{customer, partner, subscription};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, IntoActiveModel};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::audit::{self, By, Change};
+use super::idempotency::{self, Claim};
+use super::inputs::{IdempotencyKey, Quantity, TermMonths, Text};
+use super::lifecycle::{add_months, effective_subscription};
+use super::{Actor, Writer, rules, versioned};
+use crate::auth::{Role, Tenant};
+use crate::error::{ApiError, ApiResult, Code};
+
+const SELLERS: &[Role] = &[Role::AdminAgent, Role::SalesAgent];
+
+/// Seats and term of a license-based subscription; nothing for a usage-based one.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Terms {
+    pub quantity: Option<i32>,
+    pub term_months: Option<i32>,
+}
+
+impl Terms {
+    /// R11 inputs: license-based needs a quantity (and, when `term_required`, a term); usage-based has neither.
+    pub fn parse(
+        billing: BillingModel,
+        quantity: Option<i32>,
+        term_months: Option<i32>,
+        term_required: bool,
+    ) -> ApiResult<Self> {
+        match billing {
+            BillingModel::LicenseBased => {
+                let quantity = Quantity::parse(
+                    "quantity",
+                    quantity.ok_or_else(|| {
+                        ApiError::bad_input("quantity", "license-based subscriptions need a quantity")
+                    })?,
+                )?;
+                let term = match term_months {
+                    Some(t) => Some(TermMonths::parse("termMonths", t)?.get()),
+                    None if term_required => {
+                        return Err(ApiError::bad_input(
+                            "termMonths",
+                            "license-based subscriptions need a term: 1, 12 or 36",
+                        ));
+                    }
+                    None => None,
+                };
+                Ok(Self { quantity: Some(quantity.get()), term_months: term })
+            }
+            BillingModel::UsageBased => {
+                if quantity.is_some() {
+                    return Err(ApiError::bad_input(
+                        "quantity",
+                        "usage-based subscriptions are metered: leave quantity out",
+                    ));
+                }
+                if term_months.is_some() {
+                    return Err(ApiError::bad_input("termMonths", "usage-based subscriptions have no term"));
+                }
+                Ok(Self { quantity: None, term_months: None })
+            }
+        }
+    }
+}
+
+/// `createSubscription` input, parsed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreateSubscription {
+    pub customer_id: Uuid,
+    pub offer_id: String,
+    pub offer_name: String,
+    pub billing_model: BillingModel,
+    pub terms: Terms,
+    pub auto_renew: bool,
+    pub reseller_id: Option<Uuid>,
+    #[serde(skip)]
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl CreateSubscription {
+    #[allow(clippy::too_many_arguments)]
+    pub fn parse(
+        customer_id: Uuid,
+        offer_id: &str,
+        offer_name: &str,
+        billing_model: BillingModel,
+        quantity: Option<i32>,
+        term_months: Option<i32>,
+        auto_renew: bool,
+        reseller_id: Option<Uuid>,
+        idempotency_key: Option<&str>,
+    ) -> ApiResult<Self> {
+        Ok(Self {
+            customer_id,
+            offer_id: Text::parse("offerId", offer_id, 100)?.into_string(),
+            offer_name: Text::parse("offerName", offer_name, 200)?.into_string(),
+            billing_model,
+            terms: Terms::parse(billing_model, quantity, term_months, true)?,
+            auto_renew,
+            reseller_id,
+            idempotency_key: IdempotencyKey::parse(idempotency_key)?,
+        })
+    }
+}
+
+/// `registerExternalSubscription` input, parsed.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegisterExternal {
+    pub customer_id: Uuid,
+    pub channel: Channel,
+    pub external_reference: String,
+    pub offer_id: String,
+    pub offer_name: String,
+    pub billing_model: BillingModel,
+    pub terms: Terms,
+    pub term_start: Option<DateTime<Utc>>,
+    pub term_end: Option<DateTime<Utc>>,
+    pub auto_renew: bool,
+    #[serde(skip)]
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl RegisterExternal {
+    #[allow(clippy::too_many_arguments)]
+    pub fn parse(
+        customer_id: Uuid,
+        channel: Channel,
+        external_reference: &str,
+        offer_id: &str,
+        offer_name: &str,
+        billing_model: BillingModel,
+        quantity: Option<i32>,
+        term_start: Option<DateTime<Utc>>,
+        term_end: Option<DateTime<Utc>>,
+        auto_renew: Option<bool>,
+        idempotency_key: Option<&str>,
+    ) -> ApiResult<Self> {
+        if channel == Channel::Csp {
+            return Err(ApiError::bad_input(
+                "channel",
+                "CSP subscriptions are sold with createSubscription; register DIRECT, ADVISOR, OPEN, ENTERPRISE_AGREEMENT or THIRD_PARTY ones",
+            ));
+        }
+        if let (Some(start), Some(end)) = (term_start, term_end)
+            && end <= start
+        {
+            return Err(ApiError::bad_input("termEnd", "must be after termStart"));
+        }
+        Ok(Self {
+            customer_id,
+            channel,
+            external_reference: Text::parse("externalReference", external_reference, 100)?.into_string(),
+            offer_id: Text::parse("offerId", offer_id, 100)?.into_string(),
+            offer_name: Text::parse("offerName", offer_name, 200)?.into_string(),
+            billing_model,
+            terms: Terms::parse(billing_model, quantity, None, false)?,
+            term_start,
+            term_end,
+            auto_renew: auto_renew.unwrap_or(false),
+            idempotency_key: IdempotencyKey::parse(idempotency_key)?,
+        })
+    }
+}
+
+/// `migrateUsageSubscription` input, parsed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Migrate {
+    pub source_id: Uuid,
+    pub offer_id: Option<String>,
+    pub offer_name: Option<String>,
+    pub reseller_id: Option<Uuid>,
+    pub cancel_source: bool,
+    #[serde(skip)]
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl Migrate {
+    pub fn parse(
+        source_id: Uuid,
+        offer_id: Option<&str>,
+        offer_name: Option<&str>,
+        reseller_id: Option<Uuid>,
+        cancel_source: bool,
+        idempotency_key: Option<&str>,
+    ) -> ApiResult<Self> {
+        Ok(Self {
+            source_id,
+            offer_id: offer_id.map(|o| Text::parse("offerId", o, 100).map(Text::into_string)).transpose()?,
+            offer_name: offer_name.map(|o| Text::parse("offerName", o, 200).map(Text::into_string)).transpose()?,
+            reseller_id,
+            cancel_source,
+            idempotency_key: IdempotencyKey::parse(idempotency_key)?,
+        })
+    }
+}
+
+/// A change to an existing subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Update { quantity: Option<i32>, auto_renew: Option<bool> },
+    Suspend,
+    Reactivate,
+    Cancel,
+}
+
+fn seller(actor: &Actor) -> ApiResult<partner::Model> {
+    let p = actor.partner(SELLERS)?.clone();
+    rules::r17_not_suspended(&p)?;
+    rules::r6_may_transact(&p)?;
+    Ok(p)
+}
+
+fn new_subscription(
+    actor: &Actor,
+    customer_id: Uuid,
+    offer_id: String,
+    offer_name: String,
+    billing: BillingModel,
+    channel: Channel,
+) -> subscription::Model {
+    subscription::Model {
+        id: Uuid::now_v7(),
+        customer_id,
+        offer_id,
+        offer_name,
+        billing_model: billing,
+        channel,
+        partner_id: None,
+        reseller_id: None,
+        quantity: None,
+        status: SubscriptionStatus::Active,
+        term_months: None,
+        term_start: actor.now,
+        term_end: None,
+        auto_renew: false,
+        cancellation_allowed_until: None,
+        external_reference: None,
+        migrated_from_id: None,
+        version: 1,
+        created_at: actor.now,
+        updated_at: actor.now,
+        cancelled_at: None,
+    }
+}
+
+/// Runs `work` once per idempotency key: a repeat of the same input answers the ids stored by the
+/// first call (re-read now), another input with the same key is refused.
+async fn idempotent<T, Input, Work, Ids, Replay>(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    operation: &str,
+    key: Option<&IdempotencyKey>,
+    input: &Input,
+    work: Work,
+    ids: Ids,
+    replay: Replay,
+) -> ApiResult<T>
+where
+    Input: Serialize,
+    Work: AsyncFnOnce() -> ApiResult<T>,
+    Ids: FnOnce(&T) -> serde_json::Value,
+    Replay: AsyncFnOnce(serde_json::Value) -> ApiResult<T>,
+{
+    let Some(key) = key else { return work().await };
+    let hash = idempotency::request_hash(operation, input);
+    if let Claim::Replay(response) =
+        idempotency::claim(txn, actor.principal.tenant_id, key, operation, &hash, actor.now).await?
+    {
+        return replay(response).await;
+    }
+    let made = work().await?;
+    idempotency::complete(txn, actor.principal.tenant_id, key, ids(&made)).await?;
+    Ok(made)
+}
+
+fn stored_id(response: &serde_json::Value, name: &str) -> ApiResult<Uuid> {
+    response
+        .get(name)
+        .and_then(|v| v.as_str())
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("idempotency record without {name}")))
+}
+
+fn change_for(action: &'static str, event: &'static str, s: &subscription::Model) -> Change {
+    Change::new(action, event, "Subscription", s.id)
+        .partner(s.partner_id)
+        .related_partner(s.reseller_id)
+        .customer(s.customer_id)
+}
+
+/// A partner sells a CSP subscription (R4, R5, R6, R14, R17).
+pub async fn create(writer: &Writer, actor: &Actor, input: CreateSubscription) -> ApiResult<subscription::Model> {
+    let seller = seller(actor)?;
+    let actor = actor.clone();
+    writer
+        .write(move |txn| {
+            Box::pin(async move {
+                let work = async || {
+                    let customer = actor.load::<customer::Entity>(txn, input.customer_id, "customer").await?;
+                    rules::r4_same_cloud(seller.cloud, customer.cloud, "createSubscription")?;
+                    let reseller_id = rules::r5_may_sell(txn, &seller, &customer, input.reseller_id).await?;
+                    let mut s = new_subscription(
+                        &actor,
+                        customer.id,
+                        input.offer_id.clone(),
+                        input.offer_name.clone(),
+                        input.billing_model,
+                        Channel::Csp,
+                    );
+                    s.partner_id = Some(seller.id);
+                    s.reseller_id = reseller_id;
+                    s.quantity = input.terms.quantity;
+                    s.term_months = input.terms.term_months;
+                    s.term_end = input.terms.term_months.map(|m| add_months(actor.now, m));
+                    s.auto_renew = input.auto_renew && s.term_end.is_some();
+                    if input.billing_model == BillingModel::LicenseBased {
+                        s.cancellation_allowed_until = Some(actor.now + actor.cancellation_window);
+                    }
+                    let s = s.into_active_model().insert(txn).await?;
+                    audit::record(
+                        txn,
+                        &By::from(&actor),
+                        change_for("subscription.create", "SUBSCRIPTION_CREATED", &s).diff(None, &s),
+                    )
+                    .await?;
+                    Ok(s)
+                };
+                let replay = async |response: serde_json::Value| {
+                    actor.load::<subscription::Entity>(txn, stored_id(&response, "subscription")?, "subscription").await
+                };
+                idempotent(
+                    txn,
+                    &actor,
+                    "createSubscription",
+                    input.idempotency_key.as_ref(),
+                    &input,
+                    work,
+                    |s| json!({"subscription": s.id}),
+                    replay,
+                )
+                .await
+            })
+        })
+        .await
+}
+
+/// Whether the caller may record or manage a customer's non-CSP subscriptions (R10): the customer
+/// itself (`global_admin`, `billing_admin`) or a partner with ACTIVE delegated admin as `admin_agent`.
+async fn r10_may_manage_external(txn: &DatabaseTransaction, actor: &Actor, customer_id: Uuid) -> ApiResult<()> {
+    match &actor.principal.tenant {
+        Tenant::Customer(c) if c.id == customer_id => actor.require_role(&[Role::GlobalAdmin, Role::BillingAdmin]),
+        Tenant::Partner(p) => {
+            actor.require_role(&[Role::AdminAgent])?;
+            rules::r17_not_suspended(p)?;
+            if rules::active_delegated_admin(txn, p.id, customer_id, Role::AdminAgent, actor.now).await? {
+                Ok(())
+            } else {
+                Err(ApiError::new(
+                    Code::Forbidden,
+                    "subscriptions bought elsewhere are managed by the customer (global_admin, billing_admin) or a partner with ACTIVE delegated admin (admin_agent)",
+                ))
+            }
+        }
+        _ => Err(ApiError::new(
+            Code::Forbidden,
+            "this needs the customer's global_admin or billing_admin, or a delegated admin_agent",
+        )),
+    }
+}
+
+/// Records a subscription bought through another channel (R10, R14).
+pub async fn register_external(
+    writer: &Writer,
+    actor: &Actor,
+    input: RegisterExternal,
+) -> ApiResult<subscription::Model> {
+    let actor = actor.clone();
+    writer
+        .write(move |txn| {
+            Box::pin(async move {
+                let work = async || {
+                    let customer = actor.load::<customer::Entity>(txn, input.customer_id, "customer").await?;
+                    r10_may_manage_external(txn, &actor, customer.id).await?;
+                    let mut s = new_subscription(
+                        &actor,
+                        customer.id,
+                        input.offer_id.clone(),
+                        input.offer_name.clone(),
+                        input.billing_model,
+                        input.channel,
+                    );
+                    s.external_reference = Some(input.external_reference.clone());
+                    s.quantity = input.terms.quantity;
+                    s.term_start = input.term_start.unwrap_or(actor.now);
+                    s.term_end = input.term_end;
+                    s.auto_renew = input.auto_renew && input.term_end.is_some();
+                    let s = s.into_active_model().insert(txn).await?;
+                    audit::record(
+                        txn,
+                        &By::from(&actor),
+                        change_for("subscription.register", "SUBSCRIPTION_CREATED", &s).diff(None, &s),
+                    )
+                    .await?;
+                    Ok(s)
+                };
+                let replay = async |response: serde_json::Value| {
+                    actor.load::<subscription::Entity>(txn, stored_id(&response, "subscription")?, "subscription").await
+                };
+                idempotent(
+                    txn,
+                    &actor,
+                    "registerExternalSubscription",
+                    input.idempotency_key.as_ref(),
+                    &input,
+                    work,
+                    |s| json!({"subscription": s.id}),
+                    replay,
+                )
+                .await
+            })
+        })
+        .await
+}
+
+/// R10: who may change a subscription: CSP ones only their partner of record (`admin_agent`,
+/// `sales_agent`); others the customer or a delegated `admin_agent`.
+async fn r10_may_change(txn: &DatabaseTransaction, actor: &Actor, s: &subscription::Model) -> ApiResult<()> {
+    if s.channel != Channel::Csp {
+        return r10_may_manage_external(txn, actor, s.customer_id).await;
+    }
+    match &actor.principal.tenant {
+        Tenant::Partner(p) if Some(p.id) == s.partner_id => {
+            actor.require_role(SELLERS)?;
+            rules::r17_not_suspended(p)
+        }
+        _ => Err(ApiError::new(
+            Code::Forbidden,
+            "CSP subscriptions are changed only by their partner of record (admin_agent, sales_agent)",
+        )),
+    }
+}
+
+/// Updates, suspends, reactivates or cancels a subscription (R10, R11, R13).
+pub async fn change(
+    writer: &Writer,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: i32,
+    action: Action,
+) -> ApiResult<subscription::Model> {
+    let actor = actor.clone();
+    writer
+        .write(move |txn| {
+            Box::pin(async move {
+                let stored = actor.load::<subscription::Entity>(txn, id, "subscription").await?;
+                r10_may_change(txn, &actor, &stored).await?;
+                versioned::check_expected(stored.version, Some(expected_version), "subscription")?;
+                // What the clock has already done (a renewal, an expiry) counts as done.
+                let before = effective_subscription(stored.clone(), actor.now, actor.cancellation_window);
+                let after = r11_apply(&actor, &before, action)?;
+                let after = versioned::update_subscription(txn, &stored, after, Some(expected_version)).await?;
+                let (verb, event) = match action {
+                    Action::Update { .. } => ("subscription.update", "SUBSCRIPTION_UPDATED"),
+                    Action::Suspend => ("subscription.suspend", "SUBSCRIPTION_SUSPENDED"),
+                    Action::Reactivate => ("subscription.reactivate", "SUBSCRIPTION_REACTIVATED"),
+                    Action::Cancel => ("subscription.cancel", "SUBSCRIPTION_CANCELLED"),
+                };
+                audit::record(txn, &By::from(&actor), change_for(verb, event, &after).diff(Some(&stored), &after))
+                    .await?;
+                Ok(after)
+            })
+        })
+        .await
+}
+
+/// R11 (new-commerce terms) and the status machine: what `action` makes of `before`.
+pub fn r11_apply(actor: &Actor, before: &subscription::Model, action: Action) -> ApiResult<subscription::Model> {
+    let now = actor.now;
+    let window_open = before.cancellation_allowed_until.is_none_or(|until| now <= until);
+    let license_csp = before.channel == Channel::Csp && before.billing_model == BillingModel::LicenseBased;
+    let closed = |what: &str| {
+        ApiError::new(
+            Code::CancellationWindowClosed,
+            format!(
+                "{what} is only possible within the cancellation window after purchase or renewal; you can raise the quantity, or turn autoRenew off to end at termEnd"
+            ),
+        )
+    };
+    if matches!(before.status, SubscriptionStatus::Cancelled | SubscriptionStatus::Expired) {
+        return Err(ApiError::new(
+            Code::InvalidState,
+            format!("the subscription is {}: it never comes back", before.status.as_str()),
+        ));
+    }
+    let mut after = before.clone();
+    after.updated_at = now;
+    match action {
+        Action::Update { quantity, auto_renew } => {
+            if let Some(q) = quantity {
+                if before.billing_model != BillingModel::LicenseBased {
+                    return Err(ApiError::bad_input("quantity", "usage-based subscriptions have no quantity"));
+                }
+                let q = Quantity::parse("quantity", q)?.get();
+                if before.status == SubscriptionStatus::Suspended {
+                    return Err(ApiError::new(
+                        Code::InvalidState,
+                        "a SUSPENDED subscription cannot change quantity: reactivate it first",
+                    ));
+                }
+                if license_csp && q < before.quantity.unwrap_or(0) && !window_open {
+                    return Err(closed("lowering the quantity"));
+                }
+                after.quantity = Some(q);
+            }
+            if let Some(auto) = auto_renew {
+                if auto && before.term_end.is_none() {
+                    return Err(ApiError::bad_input("autoRenew", "only subscriptions with a term renew"));
+                }
+                after.auto_renew = auto;
+            }
+        }
+        Action::Suspend => {
+            if before.channel != Channel::Csp {
+                return Err(ApiError::new(Code::InvalidState, "only CSP subscriptions are suspended"));
+            }
+            if before.status != SubscriptionStatus::Active {
+                return Err(ApiError::new(Code::InvalidState, "only ACTIVE subscriptions can be suspended"));
+            }
+            after.status = SubscriptionStatus::Suspended;
+        }
+        Action::Reactivate => {
+            if before.status != SubscriptionStatus::Suspended {
+                return Err(ApiError::new(Code::InvalidState, "only SUSPENDED subscriptions can be reactivated"));
+            }
+            if before.term_end.is_some_and(|end| end <= now) {
+                return Err(ApiError::new(
+                    Code::InvalidState,
+                    "the term has ended: a SUSPENDED subscription can be reactivated only before its termEnd",
+                ));
+            }
+            after.status = SubscriptionStatus::Active;
+        }
+        Action::Cancel => {
+            if license_csp && !window_open {
+                return Err(closed("cancelling"));
+            }
+            after.status = SubscriptionStatus::Cancelled;
+            after.cancelled_at = Some(now);
+            after.auto_renew = false;
+        }
+    }
+    Ok(after)
+}
+
+/// R9: a partner allowed to sell to the customer replaces a non-CSP usage-based subscription with a
+/// CSP one (`migratedFrom`); the source stays ACTIVE unless `cancelSource`, which needs ACTIVE
+/// delegated admin as `admin_agent` and cancels it in the same transaction.
+pub async fn migrate(
+    writer: &Writer,
+    actor: &Actor,
+    input: Migrate,
+) -> ApiResult<(subscription::Model, subscription::Model)> {
+    let seller = seller(actor)?;
+    let actor = actor.clone();
+    writer
+        .write(move |txn| {
+            Box::pin(async move {
+                let work = async || {
+                    let stored = actor.load::<subscription::Entity>(txn, input.source_id, "subscription").await?;
+                    let source = effective_subscription(stored.clone(), actor.now, actor.cancellation_window);
+                    if source.channel == Channel::Csp || source.billing_model != BillingModel::UsageBased {
+                        return Err(ApiError::bad_input("sourceSubscriptionId", "only USAGE_BASED subscriptions bought outside CSP can be migrated"));
+                    }
+                    if source.status != SubscriptionStatus::Active {
+                        return Err(ApiError::new(Code::InvalidState, "only ACTIVE subscriptions can be migrated"));
+                    }
+                    let customer = actor.load::<customer::Entity>(txn, source.customer_id, "customer").await?;
+                    rules::r4_same_cloud(seller.cloud, customer.cloud, "migrateUsageSubscription")?;
+                    let reseller_id = rules::r5_may_sell(txn, &seller, &customer, input.reseller_id).await?;
+                    let by = By::from(&actor);
+                    let source = if input.cancel_source {
+                        if !rules::active_delegated_admin(txn, seller.id, customer.id, Role::AdminAgent, actor.now).await? {
+                            return Err(ApiError::new(
+                                Code::RelationshipRequired,
+                                "cancelSource needs an ACTIVE delegated-admin relationship with the admin_agent role; migrate without it, or ask the customer for delegated admin",
+                            ));
+                        }
+                        let mut cancelled = source.clone();
+                        cancelled.status = SubscriptionStatus::Cancelled;
+                        cancelled.cancelled_at = Some(actor.now);
+                        cancelled.auto_renew = false;
+                        cancelled.updated_at = actor.now;
+                        let cancelled = versioned::update_subscription(txn, &stored, cancelled, None).await?;
+                        audit::record(txn, &by, change_for("subscription.cancel", "SUBSCRIPTION_CANCELLED", &cancelled).diff(Some(&stored), &cancelled)).await?;
+                        cancelled
+                    } else {
+                        source
+                    };
+                    let mut s = new_subscription(
+                        &actor,
+                        customer.id,
+                        input.offer_id.clone().unwrap_or_else(|| source.offer_id.clone()),
+                        input.offer_name.clone().unwrap_or_else(|| source.offer_name.clone()),
+                        BillingModel::UsageBased,
+                        Channel::Csp,
+                    );
+                    s.partner_id = Some(seller.id);
+                    s.reseller_id = reseller_id;
+                    s.migrated_from_id = Some(source.id);
+                    let s = s.into_active_model().insert(txn).await?;
+                    audit::record(txn, &by, change_for("subscription.migrate", "SUBSCRIPTION_MIGRATED", &s).diff(None, &s)).await?;
+                    Ok((s, source))
+                };
+                let replay = async |response: serde_json::Value| {
+                    let s = actor.load::<subscription::Entity>(txn, stored_id(&response, "subscription")?, "subscription").await?;
+                    let source = actor.load::<subscription::Entity>(txn, stored_id(&response, "source")?, "subscription").await?;
+                    Ok((s, source))
+                };
+                idempotent(txn, &actor, "migrateUsageSubscription", input.idempotency_key.as_ref(), &input, work, |(s, src)| json!({"subscription": s.id, "source": src.id}), replay).await
+            })
+        })
+        .await
+}
