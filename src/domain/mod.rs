@@ -13,6 +13,7 @@ pub mod partners;
 pub mod relationships;
 pub mod rules;
 pub mod subscriptions;
+pub mod transfers;
 pub mod versioned;
 
 use std::future::Future;

@@ -6,6 +6,7 @@ mod customers;
 mod partners;
 mod relationships;
 mod subscriptions;
+mod transfers;
 
 use async_graphql::MergedObject;
 
@@ -17,4 +18,5 @@ pub struct Mutation(
     customers::CustomerMutations,
     relationships::RelationshipMutations,
     subscriptions::SubscriptionMutations,
+    transfers::TransferMutations,
 );
