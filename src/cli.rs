@@ -233,14 +233,14 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
 
     let db = db::connect(database_url).await?;
     db::migrate_up(&db).await?;
+    let state = AppState::new(db, settings.clone(), Clock::system())?;
     if args.demo {
-        if demo::load(&db).await? {
-            tracing::info!("demo world loaded");
+        if demo::load(&state).await? {
+            tracing::info!("demo world loaded (through the GraphQL mutations)");
         } else {
             tracing::info!("the database already has data; demo world not loaded again");
         }
     }
-    let state = AppState::new(db, settings.clone(), Clock::system())?;
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
     tracing::info!(%url, "partnerhub listening");

@@ -91,6 +91,7 @@ async fn fresh_database() -> (DatabaseConnection, DbHandle) {
 /// The app under test, with its database.
 pub struct TestApp {
     pub router: Router,
+    pub state: AppState,
     pub db: DatabaseConnection,
     pub settings: Settings,
     pub clock: Clock,
@@ -130,8 +131,8 @@ impl TestApp {
         });
         let clock = Clock::system();
         let state = AppState::new(db.clone(), settings.clone(), clock.clone()).expect("state");
-        let router = partnerhub::app(state);
-        Self { router, db, settings, clock, statements, _handle: handle }
+        let router = partnerhub::app(state.clone());
+        Self { router, state, db, settings, clock, statements, _handle: handle }
     }
 
     /// Direct inserts (no business rules) for building worlds.

@@ -46,7 +46,6 @@ pub fn customer_sort(order: CustomerOrder) -> Sort<customer::Entity> {
     Sort { column: Some(column), direction }
 }
 
-/// A customer organisation. It may have no partner at all (it bought directly from the vendor).
 /// A page of visible customers matching `cond`, with the nested connections the query asks for
 /// primed for the whole page.
 pub async fn customer_page(
@@ -66,6 +65,7 @@ pub async fn customer_page(
     Ok(CustomerConnection::from_page(page, args.after.is_some(), Customer))
 }
 
+/// A customer organisation. It may have no partner at all (it bought directly from the vendor).
 #[Object]
 impl Customer {
     /// The global id of this customer.
