@@ -83,6 +83,9 @@ pub struct ServeArgs {
     /// Most complex query accepted.
     #[arg(long, env = "PARTNERHUB_MAX_COMPLEXITY", default_value_t = Limits::default().max_complexity)]
     pub max_complexity: usize,
+    /// Seconds between passes of the lifecycle runner (renewals and expiries, R16).
+    #[arg(long, env = "PARTNERHUB_LIFECYCLE_INTERVAL_SECS", default_value_t = 30)]
+    pub lifecycle_interval_secs: u64,
     /// Largest request body, in bytes.
     #[arg(long, env = "PARTNERHUB_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -241,6 +244,13 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("the database already has data; demo world not loaded again");
         }
     }
+    crate::domain::runner::spawn(
+        crate::domain::Writer::new(state.db.clone()),
+        settings.platform_tenant,
+        state.clock.clone(),
+        std::time::Duration::from_secs(args.lifecycle_interval_secs.max(1)),
+        chrono::Duration::hours(settings.cancellation_window_hours),
+    );
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
     tracing::info!(%url, "partnerhub listening");

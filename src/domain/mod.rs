@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod partners;
 pub mod relationships;
 pub mod rules;
+pub mod runner;
 pub mod subscriptions;
 pub mod transfers;
 pub mod versioned;
