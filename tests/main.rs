@@ -15,3 +15,4 @@ mod n_plus_one;
 mod queries;
 mod schema;
 mod write_customers;
+mod write_relationships;
