@@ -16,3 +16,4 @@ mod queries;
 mod schema;
 mod write_customers;
 mod write_relationships;
+mod write_subscriptions;

@@ -1,0 +1,371 @@
+//! Subscriptions: selling (R5), other channels (R10), new-commerce terms (R11), migration (R9),
+//! optimistic concurrency under real races (R13), idempotency under concurrent repeats (R14), and the
+//! multi-channel story.
+
+use std::collections::BTreeSet;
+
+use chrono::Duration;
+use serde_json::{Value, json};
+
+use crate::common::{TestApp, error_code};
+use crate::write_customers::{CREATE_CUSTOMER, onboard};
+use crate::write_relationships::{linked, platform_customer};
+
+pub const SELL: &str = "mutation($i: CreateSubscriptionInput!) { createSubscription(input: $i) {
+    subscription { id version status quantity termEnd autoRenew cancellationAllowedUntil partner { id } reseller { id } } } }";
+const REGISTER: &str = "mutation($i: RegisterExternalSubscriptionInput!) { registerExternalSubscription(input: $i) { subscription { id version channel status } } }";
+const UPDATE: &str = "mutation($i: UpdateSubscriptionInput!) { updateSubscription(input: $i) { subscription { id version quantity autoRenew status } } }";
+const SUSPEND: &str =
+    "mutation($i: SubscriptionActionInput!) { suspendSubscription(input: $i) { subscription { version status } } }";
+const REACTIVATE: &str =
+    "mutation($i: SubscriptionActionInput!) { reactivateSubscription(input: $i) { subscription { version status } } }";
+const CANCEL: &str = "mutation($i: SubscriptionActionInput!) { cancelSubscription(input: $i) { subscription { version status cancelledAt } } }";
+const MIGRATE: &str = "mutation($i: MigrateUsageSubscriptionInput!) { migrateUsageSubscription(input: $i) {
+    subscription { id channel billingModel status partner { id } migratedFrom { id } } source { id status } } }";
+
+fn license(customer: &Value, quantity: i32) -> Value {
+    json!({"customerId": customer, "offerId": "M365", "offerName": "Microsoft 365", "billingModel": "LICENSE_BASED", "quantity": quantity, "termMonths": 12})
+}
+
+fn usage(customer: &Value) -> Value {
+    json!({"customerId": customer, "offerId": "AZ", "offerName": "Azure plan", "billingModel": "USAGE_BASED"})
+}
+
+/// A direct-bill partner that created a customer (so holds an ACTIVE reseller relationship with it).
+async fn partner_with_customer(app: &TestApp) -> (String, String, Value, String) {
+    let (pid, ptid) = onboard(app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let token = app.token(ptid, &["admin_agent"]);
+    let input = json!({"companyName": "Adatum", "domain": "adatum.example", "country": "US"});
+    let data = app.data(&token, CREATE_CUSTOMER, json!({"input": input})).await;
+    let customer = data["createCustomer"]["customer"]["id"].clone();
+    let customer_tid = data["createCustomer"]["customer"]["tenantId"].as_str().unwrap().parse().unwrap();
+    (pid, token, customer, app.token(customer_tid, &["global_admin"]))
+}
+
+#[tokio::test]
+async fn r5_selling_needs_an_active_reseller_relationship_not_just_delegated_admin() {
+    let app = TestApp::new().await;
+    let (_, ptid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let (customer, ctid) = platform_customer(&app, "Adatum", "adatum.example", "PUBLIC").await;
+    let partner = app.token(ptid, &["admin_agent"]);
+    let customer_token = app.token(ctid, &["global_admin"]);
+    let customer = json!(customer);
+    let body = app.gql_as(Some(&partner), SELL, json!({"i": usage(&customer)})).await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "a customer the partner cannot see does not exist for it");
+    linked(
+        &app,
+        &partner,
+        &customer_token,
+        json!({"customerDomain": "adatum.example", "kind": "DELEGATED_ADMIN", "roles": ["admin_agent"]}),
+    )
+    .await;
+    let body = app.gql_as(Some(&partner), SELL, json!({"i": usage(&customer)})).await;
+    assert_eq!(error_code(&body), Some("RELATIONSHIP_REQUIRED"), "delegated admin alone does not allow selling");
+    linked(&app, &partner, &customer_token, json!({"customerDomain": "adatum.example", "kind": "RESELLER"})).await;
+    let data = app.data(&partner, SELL, json!({"i": license(&customer, 10)})).await;
+    let s = &data["createSubscription"]["subscription"];
+    assert_eq!(s["status"], "ACTIVE");
+    assert_eq!(s["quantity"], 10);
+    assert!(s["termEnd"].is_string() && s["cancellationAllowedUntil"].is_string());
+    for (input, field) in [
+        (
+            json!({"customerId": customer, "offerId": "M", "offerName": "M", "billingModel": "LICENSE_BASED", "termMonths": 12}),
+            "quantity",
+        ),
+        (
+            json!({"customerId": customer, "offerId": "M", "offerName": "M", "billingModel": "LICENSE_BASED", "quantity": 0, "termMonths": 12}),
+            "quantity",
+        ),
+        (
+            json!({"customerId": customer, "offerId": "M", "offerName": "M", "billingModel": "LICENSE_BASED", "quantity": 1, "termMonths": 6}),
+            "termMonths",
+        ),
+        (
+            json!({"customerId": customer, "offerId": "A", "offerName": "A", "billingModel": "USAGE_BASED", "quantity": 3}),
+            "quantity",
+        ),
+    ] {
+        let body = app.gql_as(Some(&partner), SELL, json!({"i": input})).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(field), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn r4_subscriptions_join_partner_and_customer_of_one_cloud() {
+    let app = TestApp::new().await;
+    let (_, ptid) = onboard(&app, "Woodgrove", "woodgrove.example", "DIRECT_BILL", "US_GOVERNMENT").await;
+    let partner = app.token(ptid, &["admin_agent"]);
+    let input = json!({"companyName": "Springfield", "domain": "springfield.example", "country": "US"});
+    let customer =
+        app.data(&partner, CREATE_CUSTOMER, json!({"input": input})).await["createCustomer"]["customer"]["id"].clone();
+    app.data(&partner, SELL, json!({"i": usage(&customer)})).await;
+    // A public-cloud partner holding a (seeded, inconsistent) link still cannot sell across clouds.
+    let (_, public_tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let ids = |id: &Value| partnerhub::graphql::ids::decode_any(id.as_str().unwrap()).unwrap().1;
+    let customer_model = entity::customer::Model {
+        id: ids(&customer),
+        tenant_id: uuid::Uuid::nil(),
+        company_name: String::new(),
+        domain: "springfield.example".into(),
+        country: "US".into(),
+        cloud: entity::enums::Cloud::UsGovernment,
+        version: 1,
+        created_at: app.clock.now(),
+        updated_at: app.clock.now(),
+    };
+    let public_partner =
+        app.data(&app.token(public_tid, &["admin_agent"]), "{ viewer { partner { id } } }", json!({})).await;
+    let public_id = ids(&public_partner["viewer"]["partner"]["id"]);
+    app.seed()
+        .relationship(
+            entity::enums::RelationshipKind::Reseller,
+            entity::enums::RelationshipStatus::Active,
+            public_id,
+            Some(&customer_model),
+            None,
+            "",
+            None,
+        )
+        .await
+        .unwrap();
+    let body = app.gql_as(Some(&app.token(public_tid, &["admin_agent"])), SELL, json!({"i": usage(&customer)})).await;
+    assert_eq!(error_code(&body), Some("CLOUD_MISMATCH"), "{body}");
+}
+
+#[tokio::test]
+async fn r10_other_channels_are_recorded_by_the_customer_or_a_delegated_admin_and_csp_changed_only_by_the_partner_of_record()
+ {
+    let app = TestApp::new().await;
+    let (_, partner, customer, customer_token) = partner_with_customer(&app).await;
+    let ea = json!({"customerId": customer, "channel": "ENTERPRISE_AGREEMENT", "externalReference": "EA-1", "offerId": "EA", "offerName": "Azure EA", "billingModel": "USAGE_BASED"});
+    let data = app.data(&customer_token, REGISTER, json!({"i": ea})).await;
+    assert_eq!(data["registerExternalSubscription"]["subscription"]["channel"], "ENTERPRISE_AGREEMENT");
+    let open = json!({"customerId": customer, "channel": "OPEN", "externalReference": "O-1", "offerId": "O", "offerName": "Office (Open)", "billingModel": "LICENSE_BASED", "quantity": 5});
+    let billing = app.token(partner_ctid(&app, &customer_token).await, &["billing_admin"]);
+    let data = app.data(&billing, REGISTER, json!({"i": open})).await;
+    let open_sub = data["registerExternalSubscription"]["subscription"].clone();
+    let reader = app.token(partner_ctid(&app, &customer_token).await, &["reader"]);
+    let body = app.gql_as(Some(&reader), REGISTER, json!({"i": ea})).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"));
+    let mut csp = ea.clone();
+    csp["channel"] = json!("CSP");
+    let body = app.gql_as(Some(&customer_token), REGISTER, json!({"i": csp})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+
+    // The reseller partner without delegated admin cannot record or cancel them.
+    let body = app.gql_as(Some(&partner), REGISTER, json!({"i": ea})).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    // The customer cancels its own; it cannot touch the partner's CSP subscription.
+    let sold =
+        app.data(&partner, SELL, json!({"i": usage(&customer)})).await["createSubscription"]["subscription"].clone();
+    let body = app
+        .gql_as(Some(&customer_token), CANCEL, json!({"i": {"id": sold["id"], "expectedVersion": sold["version"]}}))
+        .await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "CSP subscriptions are changed only by their partner of record");
+    let data = app
+        .data(&customer_token, CANCEL, json!({"i": {"id": open_sub["id"], "expectedVersion": open_sub["version"]}}))
+        .await;
+    assert_eq!(data["cancelSubscription"]["subscription"]["status"], "CANCELLED");
+    let helpdesk = app.token(partner_tid(&app, &partner).await, &["helpdesk_agent"]);
+    let body =
+        app.gql_as(Some(&helpdesk), CANCEL, json!({"i": {"id": sold["id"], "expectedVersion": sold["version"]}})).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"));
+}
+
+async fn partner_ctid(app: &TestApp, customer_token: &str) -> uuid::Uuid {
+    app.data(customer_token, "{ viewer { tenantId } }", json!({})).await["viewer"]["tenantId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn partner_tid(app: &TestApp, partner_token: &str) -> uuid::Uuid {
+    partner_ctid(app, partner_token).await
+}
+
+#[tokio::test]
+async fn r11_cancellation_window_and_seat_reductions_suspend_and_reactivate() {
+    let app = TestApp::new().await;
+    let (_, partner, customer, _) = partner_with_customer(&app).await;
+    let s = app.data(&partner, SELL, json!({"i": license(&customer, 10)})).await["createSubscription"]["subscription"]
+        .clone();
+    let id = s["id"].clone();
+    // Inside the window: lowering is fine.
+    let v = app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": s["version"], "quantity": 8}})).await
+        ["updateSubscription"]["subscription"]["version"]
+        .clone();
+
+    app.clock.advance(Duration::hours(200));
+    let body = app.gql_as(Some(&partner), UPDATE, json!({"i": {"id": id, "expectedVersion": v, "quantity": 5}})).await;
+    assert_eq!(error_code(&body), Some("CANCELLATION_WINDOW_CLOSED"));
+    let body = app.gql_as(Some(&partner), CANCEL, json!({"i": {"id": id, "expectedVersion": v}})).await;
+    assert_eq!(error_code(&body), Some("CANCELLATION_WINDOW_CLOSED"));
+    let data = app
+        .data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": v, "quantity": 20, "autoRenew": false}}))
+        .await;
+    let s = &data["updateSubscription"]["subscription"];
+    assert_eq!(
+        (s["quantity"].clone(), s["autoRenew"].clone()),
+        (json!(20), json!(false)),
+        "raising and ending renewal are always allowed"
+    );
+
+    let v = s["version"].clone();
+    let v = app.data(&partner, SUSPEND, json!({"i": {"id": id, "expectedVersion": v}})).await["suspendSubscription"]["subscription"]["version"].clone();
+    let body = app.gql_as(Some(&partner), UPDATE, json!({"i": {"id": id, "expectedVersion": v, "quantity": 25}})).await;
+    assert_eq!(error_code(&body), Some("INVALID_STATE"), "a SUSPENDED subscription cannot change quantity");
+    let v =
+        app.data(&partner, REACTIVATE, json!({"i": {"id": id, "expectedVersion": v}})).await["reactivateSubscription"]
+            ["subscription"]["version"]
+            .clone();
+    let v = app.data(&partner, SUSPEND, json!({"i": {"id": id, "expectedVersion": v}})).await["suspendSubscription"]["subscription"]["version"].clone();
+    app.clock.advance(Duration::days(400));
+    let body = app.gql_as(Some(&partner), REACTIVATE, json!({"i": {"id": id, "expectedVersion": v}})).await;
+    assert_eq!(error_code(&body), Some("INVALID_STATE"), "reactivation only before termEnd");
+
+    // A usage-based subscription can always be cancelled, and never comes back.
+    let u =
+        app.data(&partner, SELL, json!({"i": usage(&customer)})).await["createSubscription"]["subscription"].clone();
+    let c = app.data(&partner, CANCEL, json!({"i": {"id": u["id"], "expectedVersion": u["version"]}})).await;
+    let v = c["cancelSubscription"]["subscription"]["version"].clone();
+    let body = app.gql_as(Some(&partner), REACTIVATE, json!({"i": {"id": u["id"], "expectedVersion": v}})).await;
+    assert_eq!(error_code(&body), Some("INVALID_STATE"));
+}
+
+#[tokio::test]
+async fn r13_twenty_concurrent_updates_at_one_version_exactly_one_wins() {
+    let app = TestApp::new().await;
+    let (_, partner, customer, _) = partner_with_customer(&app).await;
+    let s = app.data(&partner, SELL, json!({"i": license(&customer, 10)})).await["createSubscription"]["subscription"]
+        .clone();
+    let calls = (0..20).map(|n| {
+        app.gql_as(
+            Some(&partner),
+            UPDATE,
+            json!({"i": {"id": s["id"], "expectedVersion": s["version"], "quantity": 11 + n}}),
+        )
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let won: Vec<&Value> = answers.iter().filter(|b| b.get("errors").is_none()).collect();
+    let lost = answers.iter().filter(|b| error_code(b) == Some("VERSION_CONFLICT")).count();
+    assert_eq!((won.len(), lost), (1, 19), "{answers:#?}");
+    let winner = &won[0]["data"]["updateSubscription"]["subscription"];
+    let data = app
+        .data(&partner, "query($id: ID!) { subscription(id: $id) { version quantity } }", json!({"id": s["id"]}))
+        .await;
+    assert_eq!(data["subscription"]["version"], s["version"].as_i64().unwrap() + 1);
+    assert_eq!(data["subscription"]["quantity"], winner["quantity"], "the stored row is the winner's");
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let audits = app
+        .data(&platform, "{ auditEvents(filter: {action: \"subscription.update\"}) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(audits["auditEvents"]["totalCount"], 1, "losers leave no audit event");
+    // A stale version after the race changes nothing.
+    let body = app
+        .gql_as(
+            Some(&partner),
+            UPDATE,
+            json!({"i": {"id": s["id"], "expectedVersion": s["version"], "autoRenew": false}}),
+        )
+        .await;
+    assert_eq!(error_code(&body), Some("VERSION_CONFLICT"));
+}
+
+#[tokio::test]
+async fn r14_thirty_concurrent_creates_with_one_key_make_one_subscription() {
+    let app = TestApp::new().await;
+    let (_, partner, customer, _) = partner_with_customer(&app).await;
+    let mut input = license(&customer, 10);
+    input["idempotencyKey"] = json!("order-4711");
+    let calls = (0..30).map(|_| app.gql_as(Some(&partner), SELL, json!({"i": input.clone()})));
+    let answers = futures_util::future::join_all(calls).await;
+    let ids: BTreeSet<String> = answers
+        .iter()
+        .map(|b| {
+            assert!(b.get("errors").is_none(), "{b}");
+            b["data"]["createSubscription"]["subscription"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "every repeat answers the first subscription");
+    let data = app.data(&partner, "{ subscriptions { totalCount } }", json!({})).await;
+    assert_eq!(data["subscriptions"]["totalCount"], 1);
+    input["quantity"] = json!(11);
+    let body = app.gql_as(Some(&partner), SELL, json!({"i": input})).await;
+    assert_eq!(error_code(&body), Some("IDEMPOTENCY_KEY_REUSED"));
+}
+
+#[tokio::test]
+async fn r9_multi_channel_story_migrate_usage_with_and_without_cancelling_the_source() {
+    let app = TestApp::new().await;
+    // A customer created by the platform registers an EA usage-based and an Open license-based subscription.
+    let (customer, ctid) = platform_customer(&app, "Adatum", "adatum.example", "PUBLIC").await;
+    let customer = json!(customer);
+    let owner = app.token(ctid, &["global_admin"]);
+    let ea = app
+        .data(&owner, REGISTER, json!({"i": {"customerId": customer, "channel": "ENTERPRISE_AGREEMENT", "externalReference": "EA-1", "offerId": "EA", "offerName": "Azure EA", "billingModel": "USAGE_BASED"}}))
+        .await["registerExternalSubscription"]["subscription"]["id"]
+        .clone();
+    let open = app
+        .data(&owner, REGISTER, json!({"i": {"customerId": customer, "channel": "OPEN", "externalReference": "O-1", "offerId": "O", "offerName": "Office", "billingModel": "LICENSE_BASED", "quantity": 5}}))
+        .await["registerExternalSubscription"]["subscription"]["id"]
+        .clone();
+    // Partner B requests a reseller relationship by domain; the customer's global admin accepts.
+    let (b_id, b_tid) = onboard(&app, "Fabrikam", "fabrikam.example", "DIRECT_BILL", "PUBLIC").await;
+    let b = app.token(b_tid, &["admin_agent"]);
+    let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": ea}})).await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "before any relationship B cannot see the subscription");
+    linked(&app, &b, &owner, json!({"customerDomain": "adatum.example", "kind": "RESELLER"})).await;
+    // Without delegated admin B does not see the EA subscription either.
+    let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": ea}})).await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    // With delegated admin (helpdesk only) B sees and migrates; both stay active.
+    linked(
+        &app,
+        &b,
+        &owner,
+        json!({"customerDomain": "adatum.example", "kind": "DELEGATED_ADMIN", "roles": ["helpdesk_agent"]}),
+    )
+    .await;
+    let data = app.data(&b, MIGRATE, json!({"i": {"sourceSubscriptionId": ea}})).await;
+    let m = &data["migrateUsageSubscription"];
+    assert_eq!(m["subscription"]["channel"], "CSP");
+    assert_eq!(m["subscription"]["billingModel"], "USAGE_BASED");
+    assert_eq!(m["subscription"]["partner"]["id"], b_id);
+    assert_eq!(m["subscription"]["migratedFrom"]["id"], ea);
+    assert_eq!(m["source"]["status"], "ACTIVE", "CSP coexists with the other channels");
+    // cancelSource needs the delegated admin_agent role.
+    let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": ea, "cancelSource": true}})).await;
+    assert_eq!(error_code(&body), Some("RELATIONSHIP_REQUIRED"));
+    linked(
+        &app,
+        &b,
+        &owner,
+        json!({"customerDomain": "adatum.example", "kind": "DELEGATED_ADMIN", "roles": ["admin_agent"]}),
+    )
+    .await;
+    let data = app.data(&b, MIGRATE, json!({"i": {"sourceSubscriptionId": ea, "cancelSource": true}})).await;
+    assert_eq!(data["migrateUsageSubscription"]["source"]["status"], "CANCELLED", "cancelled in the same transaction");
+    // License-based or CSP sources are refused.
+    let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": open}})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+    let csp = data["migrateUsageSubscription"]["subscription"]["id"].clone();
+    let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": csp}})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
+}
+
+#[tokio::test]
+async fn r6_r17_resellers_and_suspended_partners_cannot_sell() {
+    let app = TestApp::new().await;
+    let (pid, partner, customer, _) = partner_with_customer(&app).await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let set = "mutation($i: SetPartnerStatusInput!) { setPartnerStatus(input: $i) { partner { status } } }";
+    app.data(&platform, set, json!({"i": {"partnerId": pid, "status": "SUSPENDED"}})).await;
+    let body = app.gql_as(Some(&partner), SELL, json!({"i": usage(&customer)})).await;
+    assert_eq!(error_code(&body), Some("PARTNER_SUSPENDED"));
+    let (_, rtid) = onboard(&app, "Tailspin", "tailspin.example", "INDIRECT_RESELLER", "PUBLIC").await;
+    let reseller = app.token(rtid, &["admin_agent"]);
+    let body = app.gql_as(Some(&reseller), SELL, json!({"i": usage(&customer)})).await;
+    assert_eq!(error_code(&body), Some("INDIRECT_RESELLER_CANNOT_TRANSACT"));
+}
