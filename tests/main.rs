@@ -17,3 +17,4 @@ mod schema;
 mod write_customers;
 mod write_relationships;
 mod write_subscriptions;
+mod write_transfers;
