@@ -18,3 +18,4 @@ mod write_customers;
 mod write_relationships;
 mod write_subscriptions;
 mod write_transfers;
+mod lifecycle;
