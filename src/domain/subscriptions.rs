@@ -253,6 +253,7 @@ fn new_subscription(
 
 /// Runs `work` once per idempotency key: a repeat of the same input answers the ids stored by the
 /// first call (re-read now), another input with the same key is refused.
+#[allow(clippy::too_many_arguments)] // the steps of one protocol, named at the call site
 async fn idempotent<T, Input, Work, Ids, Replay>(
     txn: &DatabaseTransaction,
     actor: &Actor,
