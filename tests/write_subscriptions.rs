@@ -317,10 +317,23 @@ async fn r9_multi_channel_story_migrate_usage_with_and_without_cancelling_the_so
     let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": ea}})).await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "before any relationship B cannot see the subscription");
     linked(&app, &b, &owner, json!({"customerDomain": "adatum.example", "kind": "RESELLER"})).await;
-    // Without delegated admin B does not see the EA subscription either.
-    let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": ea}})).await;
-    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
-    // With delegated admin (helpdesk only) B sees and migrates; both stay active.
+    // B may sell to the customer (R5), so it migrates the usage-based one; both stay active.
+    let data = app.data(&b, MIGRATE, json!({"i": {"sourceSubscriptionId": ea}})).await;
+    let m = &data["migrateUsageSubscription"];
+    assert_eq!(m["subscription"]["channel"], "CSP");
+    assert_eq!(m["subscription"]["billingModel"], "USAGE_BASED");
+    assert_eq!(m["subscription"]["partner"]["id"], b_id);
+    assert_eq!(m["source"]["status"], "ACTIVE", "CSP coexists with the other channels");
+    let owner_view = app
+        .data(
+            &owner,
+            "query($id: ID!) { subscription(id: $id) { migratedFrom { id status } } }",
+            json!({"id": m["subscription"]["id"]}),
+        )
+        .await;
+    assert_eq!(owner_view["subscription"]["migratedFrom"]["id"], ea, "migratedFrom names the source");
+    assert_eq!(owner_view["subscription"]["migratedFrom"]["status"], "ACTIVE");
+    // cancelSource needs delegated admin with the admin_agent role: helpdesk only is not enough.
     linked(
         &app,
         &b,
@@ -328,14 +341,6 @@ async fn r9_multi_channel_story_migrate_usage_with_and_without_cancelling_the_so
         json!({"customerDomain": "adatum.example", "kind": "DELEGATED_ADMIN", "roles": ["helpdesk_agent"]}),
     )
     .await;
-    let data = app.data(&b, MIGRATE, json!({"i": {"sourceSubscriptionId": ea}})).await;
-    let m = &data["migrateUsageSubscription"];
-    assert_eq!(m["subscription"]["channel"], "CSP");
-    assert_eq!(m["subscription"]["billingModel"], "USAGE_BASED");
-    assert_eq!(m["subscription"]["partner"]["id"], b_id);
-    assert_eq!(m["subscription"]["migratedFrom"]["id"], ea);
-    assert_eq!(m["source"]["status"], "ACTIVE", "CSP coexists with the other channels");
-    // cancelSource needs the delegated admin_agent role.
     let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": ea, "cancelSource": true}})).await;
     assert_eq!(error_code(&body), Some("RELATIONSHIP_REQUIRED"));
     linked(

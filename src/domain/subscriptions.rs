@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use entity::enums::{BillingModel, Channel, SubscriptionStatus};
 use entity::{customer, partner, subscription};
-use sea_orm::{ActiveModelTrait, DatabaseTransaction, IntoActiveModel};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, IntoActiveModel};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -575,7 +575,14 @@ pub async fn migrate(
         .write(move |txn| {
             Box::pin(async move {
                 let work = async || {
-                    let stored = actor.load::<subscription::Entity>(txn, input.source_id, "subscription").await?;
+                    // R9 rests on R5, not on visibility: a partner that may sell to the customer may
+                    // name a subscription the customer bought elsewhere (the customer tells it the id)
+                    // even before it holds delegated admin. Customers it does not serve do not exist for it.
+                    let stored = subscription::Entity::find_by_id(input.source_id)
+                        .one(txn)
+                        .await?
+                        .ok_or_else(|| ApiError::not_found("subscription"))?;
+                    actor.load::<customer::Entity>(txn, stored.customer_id, "subscription").await?;
                     let source = effective_subscription(stored.clone(), actor.now, actor.cancellation_window);
                     if source.channel == Channel::Csp || source.billing_model != BillingModel::UsageBased {
                         return Err(ApiError::bad_input("sourceSubscriptionId", "only USAGE_BASED subscriptions bought outside CSP can be migrated"));
