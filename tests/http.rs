@@ -55,6 +55,8 @@ async fn accept_header_chooses_the_response_media_type() {
         (Some("application/graphql-response+json"), Some("application/graphql-response+json")),
         (Some("application/json"), Some("application/json")),
         (None, Some("application/json")),
+        (Some("*/*"), Some("application/json")),
+        (Some("text/html;q=0.9, application/graphql-response+json"), Some("application/graphql-response+json")),
         (Some("text/xml"), None),
     ] {
         let mut builder = post().header("content-type", "application/json");

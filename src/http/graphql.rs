@@ -40,7 +40,7 @@ impl Format {
 }
 
 /// Picks the response format: the first acceptable media type in the `Accept` list (ignoring those
-/// with `q=0`); no `Accept` means `application/json`.
+/// with `q=0`); no `Accept` or a wildcard means `application/json` (as the graphql-http audits ask).
 fn negotiate(headers: &HeaderMap) -> Option<Format> {
     let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else { return Some(Format::Json) };
     if accept.trim().is_empty() {
@@ -56,8 +56,9 @@ fn negotiate(headers: &HeaderMap) -> Option<Format> {
             continue;
         }
         match media.as_str() {
-            GRAPHQL_RESPONSE_JSON | "application/*" | "*/*" => return Some(Format::GraphqlResponseJson),
-            APPLICATION_JSON => return Some(Format::Json),
+            GRAPHQL_RESPONSE_JSON => return Some(Format::GraphqlResponseJson),
+            // A wildcard gets the legacy media type, which every client understands.
+            APPLICATION_JSON | "application/*" | "*/*" => return Some(Format::Json),
             _ => {}
         }
     }
