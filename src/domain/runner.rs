@@ -11,12 +11,12 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::{RelationshipStatus, SubscriptionStatus, TransferStatus};
 use entity::{relationship, subscription, subscription_transfer};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::audit::{self, By, Change};
 use super::lifecycle::effective_subscription;
-use super::{Writer, idempotency, versioned};
+use super::{TxFuture, Writer, idempotency, versioned};
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult, Code};
 
@@ -53,31 +53,30 @@ pub async fn run_once(
         .limit(BATCH)
         .all(db)
         .await?;
-    for stored in due {
+    for outcome in apply_each(writer, due, |txn, stored| {
         let by = by.clone();
-        let outcome = writer
-            .write(move |txn| {
-                Box::pin(async move {
-                    let mut after = effective_subscription(stored.clone(), now, window);
-                    after.updated_at = now;
-                    let renewed = after.status == SubscriptionStatus::Active;
-                    let after = versioned::update_subscription(txn, &stored, after, None).await?;
-                    let (action, event) = if renewed {
-                        ("subscription.renew", "SUBSCRIPTION_RENEWED")
-                    } else {
-                        ("subscription.expire", "SUBSCRIPTION_EXPIRED")
-                    };
-                    let change = Change::new(action, event, "Subscription", after.id)
-                        .partner(after.partner_id)
-                        .related_partner(after.reseller_id)
-                        .customer(after.customer_id)
-                        .diff(Some(&stored), &after);
-                    audit::record(txn, &by, change).await?;
-                    Ok(renewed)
-                })
-            })
-            .await;
-        match skip_conflicts(outcome)? {
+        Box::pin(async move {
+            let mut after = effective_subscription(stored.clone(), now, window);
+            after.updated_at = now;
+            let renewed = after.status == SubscriptionStatus::Active;
+            let after = versioned::update_subscription(txn, &stored, after, None).await?;
+            let (action, event) = if renewed {
+                ("subscription.renew", "SUBSCRIPTION_RENEWED")
+            } else {
+                ("subscription.expire", "SUBSCRIPTION_EXPIRED")
+            };
+            let change = Change::new(action, event, "Subscription", after.id)
+                .partner(after.partner_id)
+                .related_partner(after.reseller_id)
+                .customer(after.customer_id)
+                .diff(Some(&stored), &after);
+            audit::record(txn, &by, change).await?;
+            Ok(renewed)
+        })
+    })
+    .await?
+    {
+        match outcome {
             Some(true) => report.renewed += 1,
             Some(false) => report.expired_subscriptions += 1,
             None => report.skipped += 1,
@@ -91,28 +90,24 @@ pub async fn run_once(
         .limit(BATCH)
         .all(db)
         .await?;
-    for stored in due {
+    for outcome in apply_each(writer, due, |txn, stored| {
         let by = by.clone();
-        let outcome = writer
-            .write(move |txn| {
-                Box::pin(async move {
-                    let mut after = stored.clone();
-                    after.status = RelationshipStatus::Expired;
-                    after.updated_at = now;
-                    let after = versioned::update_relationship(txn, &stored, after, None).await?;
-                    let change = Change::new("relationship.expire", "RELATIONSHIP_EXPIRED", "Relationship", after.id)
-                        .partner(after.partner_id)
-                        .related_partner(after.indirect_provider_id)
-                        .customer(after.customer_id)
-                        .diff(Some(&stored), &after);
-                    audit::record(txn, &by, change).await
-                })
-            })
-            .await;
-        match skip_conflicts(outcome)? {
-            Some(()) => report.expired_relationships += 1,
-            None => report.skipped += 1,
-        }
+        Box::pin(async move {
+            let mut after = stored.clone();
+            after.status = RelationshipStatus::Expired;
+            after.updated_at = now;
+            let after = versioned::update_relationship(txn, &stored, after, None).await?;
+            let change = Change::new("relationship.expire", "RELATIONSHIP_EXPIRED", "Relationship", after.id)
+                .partner(after.partner_id)
+                .related_partner(after.indirect_provider_id)
+                .customer(after.customer_id)
+                .diff(Some(&stored), &after);
+            audit::record(txn, &by, change).await
+        })
+    })
+    .await?
+    {
+        if outcome.is_some() { report.expired_relationships += 1 } else { report.skipped += 1 }
     }
 
     let due = subscription_transfer::Entity::find()
@@ -122,32 +117,43 @@ pub async fn run_once(
         .limit(BATCH)
         .all(db)
         .await?;
-    for stored in due {
+    for outcome in apply_each(writer, due, |txn, stored| {
         let by = by.clone();
-        let outcome = writer
-            .write(move |txn| {
-                Box::pin(async move {
-                    let mut after = stored.clone();
-                    after.status = TransferStatus::Expired;
-                    after.updated_at = now;
-                    let after = versioned::update_transfer(txn, &stored, after, None).await?;
-                    let change = Change::new("transfer.expire", "TRANSFER_EXPIRED", "SubscriptionTransfer", after.id)
-                        .partner(after.source_partner_id)
-                        .related_partner(after.target_partner_id)
-                        .customer(after.customer_id)
-                        .diff(Some(&stored), &after);
-                    audit::record(txn, &by, change).await
-                })
-            })
-            .await;
-        match skip_conflicts(outcome)? {
-            Some(()) => report.expired_transfers += 1,
-            None => report.skipped += 1,
-        }
+        Box::pin(async move {
+            let mut after = stored.clone();
+            after.status = TransferStatus::Expired;
+            after.updated_at = now;
+            let after = versioned::update_transfer(txn, &stored, after, None).await?;
+            let change = Change::new("transfer.expire", "TRANSFER_EXPIRED", "SubscriptionTransfer", after.id)
+                .partner(after.source_partner_id)
+                .related_partner(after.target_partner_id)
+                .customer(after.customer_id)
+                .diff(Some(&stored), &after);
+            audit::record(txn, &by, change).await
+        })
+    })
+    .await?
+    {
+        if outcome.is_some() { report.expired_transfers += 1 } else { report.skipped += 1 }
     }
 
     report.purged_idempotency_keys = idempotency::purge(db, now).await?;
     Ok(report)
+}
+
+/// Applies `step` to each row in its own transaction; `None` for rows someone else changed first.
+async fn apply_each<M, T, F>(writer: &Writer, rows: Vec<M>, step: F) -> ApiResult<Vec<Option<T>>>
+where
+    M: Send,
+    T: Send,
+    F: for<'a> Fn(&'a DatabaseTransaction, M) -> TxFuture<'a, T> + Sync,
+{
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for row in rows {
+        let step = &step;
+        outcomes.push(skip_conflicts(writer.write(move |txn| step(txn, row)).await)?);
+    }
+    Ok(outcomes)
 }
 
 /// A version conflict means someone else changed the row first: skip it.
