@@ -8,7 +8,7 @@ use chrono::Duration;
 use entity::enums::{PartnerType, RelationshipKind, RelationshipStatus, SubscriptionStatus};
 use entity::{customer, partner, relationship, subscription};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, IntoActiveModel, PaginatorTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseTransaction, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter,
 };
 use uuid::Uuid;
@@ -165,7 +165,12 @@ pub async fn request(writer: &Writer, actor: &Actor, input: RequestRelationship)
                     .filter(customer::Column::Domain.eq(input.customer_domain.as_str()))
                     .one(txn)
                     .await?
-                    .ok_or_else(|| ApiError::not_found("customer with this domain"))?;
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            Code::NotFound,
+                            "no customer with this domain: check the spelling, or create the customer instead",
+                        )
+                    })?;
                 rules::r4_same_cloud(requester.cloud, customer.cloud, "requestRelationship")?;
 
                 let mut rel = new_relationship(input.kind, requester.id, &actor);
@@ -178,7 +183,16 @@ pub async fn request(writer: &Writer, actor: &Actor, input: RequestRelationship)
                     }
                     let provider = actor.load::<partner::Entity>(txn, provider_id, "indirect provider").await?;
                     active_indirect_link(txn, provider.id, requester.id).await?;
-                    rules::r4_same_cloud(provider.cloud, customer.cloud, "requestRelationship")?;
+                    rules::r4_same_cloud(
+                        requester.cloud,
+                        provider.cloud,
+                        "requestRelationship (reseller and provider)",
+                    )?;
+                    rules::r4_same_cloud(
+                        provider.cloud,
+                        customer.cloud,
+                        "requestRelationship (provider and customer)",
+                    )?;
                     rel.indirect_provider_id = Some(provider.id);
                 } else if requester.partner_type == PartnerType::IndirectReseller
                     && input.kind == RelationshipKind::Reseller
@@ -315,9 +329,15 @@ pub async fn answer(
             Box::pin(async move {
                 let before = actor.load::<relationship::Entity>(txn, id, "relationship").await?;
                 require_invited_party(&actor, &before)?;
-                if lifecycle::effective_relationship_status(&before, actor.now) != RelationshipStatus::Pending {
-                    return Err(ApiError::new(Code::InvalidState, "only PENDING requests can be accepted or declined"));
+                let status = lifecycle::effective_relationship_status(&before, actor.now);
+                if status != RelationshipStatus::Pending {
+                    let verb = if answer == Answer::Accept { "accepted" } else { "declined" };
+                    return Err(ApiError::new(
+                        Code::InvalidState,
+                        format!("only PENDING requests can be {verb}; this one is {}", status.as_str()),
+                    ));
                 }
+                versioned::check_expected(before.version, expected_version, "relationship")?;
                 let mut after = before.clone();
                 after.responded_at = Some(actor.now);
                 after.updated_at = actor.now;
@@ -348,6 +368,12 @@ pub async fn answer(
                                 return Err(ApiError::new(Code::Conflict, "this relationship is already ACTIVE"));
                             }
                         }
+                        // A reseller relationship through a provider needs the provider's link to be live still.
+                        if let (RelationshipKind::Reseller, Some(provider_id)) =
+                            (before.kind, before.indirect_provider_id)
+                        {
+                            active_indirect_link(txn, provider_id, before.partner_id).await?;
+                        }
                         ("relationship.accept", "RELATIONSHIP_ACCEPTED")
                     }
                     Answer::Decline => {
@@ -356,7 +382,9 @@ pub async fn answer(
                         ("relationship.decline", "RELATIONSHIP_DECLINED")
                     }
                 };
-                let after = versioned::update_relationship(txn, &before, after, expected_version).await?;
+                let after = versioned::update_relationship(txn, &before, after, expected_version)
+                    .await
+                    .map_err(|e| unique_to(e, Code::Conflict, "this relationship is already ACTIVE"))?;
                 let change = Change::new(action, event, "Relationship", after.id)
                     .partner(after.partner_id)
                     .related_partner(after.indirect_provider_id)
@@ -367,6 +395,13 @@ pub async fn answer(
             })
         })
         .await
+}
+
+/// A unique violation hidden in an internal error (the database's own R12 indexes, when two
+/// requests race) becomes `code`.
+fn unique_to(err: ApiError, code: Code, message: &str) -> ApiError {
+    let unique = err.source.as_ref().and_then(|s| s.downcast_ref::<DbErr>()).is_some_and(super::is_unique_violation);
+    if unique { ApiError::new(code, message) } else { err }
 }
 
 fn require_invited_party(actor: &Actor, r: &relationship::Model) -> ApiResult<()> {
@@ -407,22 +442,22 @@ pub async fn terminate(
             Box::pin(async move {
                 let before = actor.load::<relationship::Entity>(txn, id, "relationship").await?;
                 require_party(&actor, &before)?;
-                if lifecycle::effective_relationship_status(&before, actor.now) != RelationshipStatus::Active {
-                    return Err(ApiError::new(Code::InvalidState, "only ACTIVE relationships can be terminated"));
+                let status = lifecycle::effective_relationship_status(&before, actor.now);
+                if status != RelationshipStatus::Active {
+                    return Err(ApiError::new(
+                        Code::InvalidState,
+                        format!("only ACTIVE relationships can be terminated; this one is {}", status.as_str()),
+                    ));
                 }
+                versioned::check_expected(before.version, expected_version, "relationship")?;
                 let by = By::from(&actor);
                 if before.kind == RelationshipKind::Reseller
                     && let Some(customer_id) = before.customer_id
                 {
-                    let seller = before.indirect_provider_id.unwrap_or(before.partner_id);
                     let active = subscription::Entity::find()
                         .filter(subscription::Column::CustomerId.eq(customer_id))
                         .filter(subscription::Column::Status.eq(SubscriptionStatus::Active))
-                        .filter(
-                            Condition::any()
-                                .add(subscription::Column::PartnerId.eq(seller))
-                                .add(subscription::Column::ResellerId.eq(before.partner_id)),
-                        )
+                        .filter(sold_through(&before))
                         .all(txn)
                         .await?;
                     let active = active
@@ -436,22 +471,13 @@ pub async fn terminate(
                             format!("{active} ACTIVE subscription(s) of this customer were sold through this relationship: suspend or cancel them first"),
                         ));
                     }
-                    // The partner's delegated admin with the customer ends with it.
-                    let grants = relationship::Entity::find()
-                        .filter(relationship::Column::Kind.eq(RelationshipKind::DelegatedAdmin))
-                        .filter(relationship::Column::Status.eq(RelationshipStatus::Active))
-                        .filter(relationship::Column::PartnerId.eq(before.partner_id))
-                        .filter(relationship::Column::CustomerId.eq(customer_id))
-                        .all(txn)
-                        .await?;
-                    for grant in grants {
-                        let ended = ended(&grant, &actor);
-                        let ended = versioned::update_relationship(txn, &grant, ended, None).await?;
-                        let change = Change::new("relationship.terminate", "RELATIONSHIP_TERMINATED", "Relationship", ended.id)
-                            .partner(ended.partner_id)
-                            .customer(ended.customer_id)
-                            .diff(Some(&grant), &ended);
-                        audit::record(txn, &by, change).await?;
+                    // The partner's delegated admin with the customer ends with it (and the provider's,
+                    // unless another reseller relationship still joins it to the customer).
+                    for party in [Some(before.partner_id), before.indirect_provider_id].into_iter().flatten() {
+                        if party != before.partner_id && still_linked(txn, &before, party, customer_id).await? {
+                            continue;
+                        }
+                        end_delegated_admin(txn, &actor, &by, party, customer_id).await?;
                     }
                 }
                 let after = versioned::update_relationship(txn, &before, ended(&before, &actor), expected_version).await?;
@@ -465,6 +491,66 @@ pub async fn terminate(
             })
         })
         .await
+}
+
+/// The subscriptions sold through a reseller relationship: those of which its partner is partner or
+/// reseller of record. Through an indirect provider that is the provider's sales naming this reseller
+/// (not its sales through other resellers, which their own relationships carry).
+fn sold_through(r: &relationship::Model) -> Condition {
+    use subscription::Column as S;
+    Condition::any().add(S::PartnerId.eq(r.partner_id)).add(S::ResellerId.eq(r.partner_id))
+}
+
+/// Whether `party` keeps another ACTIVE reseller relationship (as partner or indirect provider)
+/// with the customer once `ending` is terminated.
+async fn still_linked(
+    txn: &DatabaseTransaction,
+    ending: &relationship::Model,
+    party: Uuid,
+    customer_id: Uuid,
+) -> ApiResult<bool> {
+    use relationship::Column as R;
+    let others = relationship::Entity::find()
+        .filter(R::Kind.eq(RelationshipKind::Reseller))
+        .filter(R::Status.eq(RelationshipStatus::Active))
+        .filter(R::CustomerId.eq(customer_id))
+        .filter(R::Id.ne(ending.id))
+        .filter(Condition::any().add(R::PartnerId.eq(party)).add(R::IndirectProviderId.eq(party)))
+        .count(txn)
+        .await?;
+    Ok(others > 0)
+}
+
+/// Terminates `partner_id`'s ACTIVE (unexpired) delegated-admin relationships with the customer, each
+/// with its own audit change.
+async fn end_delegated_admin(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    by: &By,
+    partner_id: Uuid,
+    customer_id: Uuid,
+) -> ApiResult<()> {
+    use relationship::Column as R;
+    let grants = relationship::Entity::find()
+        .filter(R::Kind.eq(RelationshipKind::DelegatedAdmin))
+        .filter(R::Status.eq(RelationshipStatus::Active))
+        .filter(R::PartnerId.eq(partner_id))
+        .filter(R::CustomerId.eq(customer_id))
+        .all(txn)
+        .await?;
+    for grant in grants {
+        if lifecycle::effective_relationship_status(&grant, actor.now) != RelationshipStatus::Active {
+            continue;
+        }
+        let ended = versioned::update_relationship(txn, &grant, ended(&grant, actor), None).await?;
+        let change = Change::new("relationship.terminate", "RELATIONSHIP_TERMINATED", "Relationship", ended.id)
+            .partner(ended.partner_id)
+            .related_partner(ended.indirect_provider_id)
+            .customer(ended.customer_id)
+            .diff(Some(&grant), &ended);
+        audit::record(txn, by, change).await?;
+    }
+    Ok(())
 }
 
 fn ended(r: &relationship::Model, actor: &Actor) -> relationship::Model {
