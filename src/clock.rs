@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 
 /// Wall-clock time plus an offset that tests can advance.
 #[derive(Clone, Debug, Default)]
@@ -18,9 +18,11 @@ impl Clock {
         Self::default()
     }
 
-    /// The current instant, as the rules see it.
+    /// The current instant, as the rules see it, to the microsecond: what the databases store, so
+    /// that a value answered by a mutation equals the value read back later (PostgreSQL keeps
+    /// microseconds).
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+        (Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))).trunc_subsecs(6)
     }
 
     /// Moves this clock (and every clone of it) forward.
