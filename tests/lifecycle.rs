@@ -117,7 +117,7 @@ async fn r16_runner_renews_expires_and_records_each_change_once() {
     assert_eq!(run_once(&writer, app.platform(), at, WINDOW).await.unwrap(), RunReport::default());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn r16_two_runners_racing_renew_a_subscription_exactly_once() {
     let app = TestApp::new().await;
     let seed = app.seed();

@@ -224,15 +224,15 @@ async fn invalid_input_names_the_field() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn r14_create_customer_is_idempotent_under_concurrent_repeats() {
     let app = TestApp::new().await;
     let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
     let token = app.token(tid, &["admin_agent"]);
     let mut input = customer_input("Adatum", "adatum.example");
     input["idempotencyKey"] = json!("create-adatum-1");
-    let calls = (0..30).map(|_| app.gql_as(Some(&token), CREATE_CUSTOMER, json!({"input": input.clone()})));
-    let answers = futures_util::future::join_all(calls).await;
+    let calls = (0..30).map(|_| (token.clone(), CREATE_CUSTOMER.to_owned(), json!({"input": input.clone()}))).collect();
+    let answers = app.concurrently(calls).await;
     let ids: std::collections::BTreeSet<String> = answers
         .iter()
         .map(|body| {

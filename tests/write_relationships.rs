@@ -483,15 +483,15 @@ async fn r12_accepting_a_reseller_request_when_one_is_already_active_is_a_confli
     assert_eq!(data["declineRelationship"]["relationship"]["status"], "DECLINED");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn r12_concurrent_identical_requests_leave_exactly_one_pending_request() {
     let app = TestApp::new().await;
     let (_, ptid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
     platform_customer(&app, "Adatum", "adatum.example", "PUBLIC").await;
     let partner = app.token(ptid, &["admin_agent"]);
     let input = json!({"i": {"customerDomain": "adatum.example", "kind": "RESELLER"}});
-    let calls = (0..12).map(|_| app.gql_as(Some(&partner), REQUEST, input.clone()));
-    let answers = futures_util::future::join_all(calls).await;
+    let calls = (0..12).map(|_| (partner.clone(), REQUEST.to_owned(), input.clone())).collect();
+    let answers = app.concurrently(calls).await;
     let ok = answers.iter().filter(|b| b.get("errors").is_none()).count();
     assert_eq!(ok, 1, "{answers:?}");
     for body in answers.iter().filter(|b| b.get("errors").is_some()) {

@@ -234,20 +234,22 @@ async fn r11_cancellation_window_and_seat_reductions_suspend_and_reactivate() {
     assert_eq!(error_code(&body), Some("INVALID_STATE"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn r13_twenty_concurrent_updates_at_one_version_exactly_one_wins() {
     let app = TestApp::new().await;
     let (_, partner, customer, _) = partner_with_customer(&app).await;
     let s = app.data(&partner, SELL, json!({"i": license(&customer, 10)})).await["createSubscription"]["subscription"]
         .clone();
-    let calls = (0..20).map(|n| {
-        app.gql_as(
-            Some(&partner),
-            UPDATE,
-            json!({"i": {"id": s["id"], "expectedVersion": s["version"], "quantity": 11 + n}}),
-        )
-    });
-    let answers = futures_util::future::join_all(calls).await;
+    let calls = (0..20)
+        .map(|n| {
+            (
+                partner.clone(),
+                UPDATE.to_owned(),
+                json!({"i": {"id": s["id"], "expectedVersion": s["version"], "quantity": 11 + n}}),
+            )
+        })
+        .collect();
+    let answers = app.concurrently(calls).await;
     let won: Vec<&Value> = answers.iter().filter(|b| b.get("errors").is_none()).collect();
     let lost = answers.iter().filter(|b| error_code(b) == Some("VERSION_CONFLICT")).count();
     assert_eq!((won.len(), lost), (1, 19), "{answers:#?}");
@@ -273,14 +275,14 @@ async fn r13_twenty_concurrent_updates_at_one_version_exactly_one_wins() {
     assert_eq!(error_code(&body), Some("VERSION_CONFLICT"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn r14_thirty_concurrent_creates_with_one_key_make_one_subscription() {
     let app = TestApp::new().await;
     let (_, partner, customer, _) = partner_with_customer(&app).await;
     let mut input = license(&customer, 10);
     input["idempotencyKey"] = json!("order-4711");
-    let calls = (0..30).map(|_| app.gql_as(Some(&partner), SELL, json!({"i": input.clone()})));
-    let answers = futures_util::future::join_all(calls).await;
+    let calls = (0..30).map(|_| (partner.clone(), SELL.to_owned(), json!({"i": input.clone()}))).collect();
+    let answers = app.concurrently(calls).await;
     let ids: BTreeSet<String> = answers
         .iter()
         .map(|b| {

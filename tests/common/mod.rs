@@ -182,6 +182,33 @@ impl TestApp {
         body
     }
 
+    /// Sends `requests` (token, query, variables) at once, each from its own task (so they run in
+    /// parallel on a multi-thread runtime); answers in the same order.
+    pub async fn concurrently(&self, requests: Vec<(String, String, Value)>) -> Vec<Value> {
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|(token, query, variables)| {
+                let router = self.router.clone();
+                tokio::spawn(async move {
+                    let body = json!({"query": query, "variables": variables}).to_string();
+                    let request = Request::post("/graphql")
+                        .header("content-type", "application/json")
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(Body::from(body))
+                        .expect("request");
+                    let response = router.oneshot(request).await.expect("infallible");
+                    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+                    serde_json::from_slice::<Value>(&bytes).expect("json")
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await.expect("task"));
+        }
+        out
+    }
+
     /// Like [`gql_as`], with an `X-Request-Id` header.
     pub async fn gql_with_request_id(&self, token: &str, request_id: &str, query: &str, variables: Value) -> Value {
         let body = json!({"query": query, "variables": variables}).to_string();
