@@ -11,6 +11,7 @@ mod auth;
 mod http;
 mod isolation;
 mod lifecycle;
+mod logs;
 mod migrations;
 mod n_plus_one;
 mod queries;
