@@ -126,6 +126,8 @@ const SELL: &str = "mutation($i: CreateSubscriptionInput!) { createSubscription(
 const REGISTER: &str = "mutation($i: RegisterExternalSubscriptionInput!) { registerExternalSubscription(input: $i) { subscription { id } } }";
 const MIGRATE: &str =
     "mutation($i: MigrateUsageSubscriptionInput!) { migrateUsageSubscription(input: $i) { subscription { id } } }";
+const ACCEPT_TRANSFER: &str =
+    "mutation($i: TransferActionInput!) { acceptSubscriptionTransfer(input: $i) { transfer { id } } }";
 const TRANSFER: &str =
     "mutation($i: RequestTransferInput!) { requestSubscriptionTransfer(input: $i) { transfer { id } } }";
 
@@ -204,6 +206,26 @@ pub async fn load(state: &AppState) -> anyhow::Result<bool> {
     run(state, ADATUM, global, ACCEPT, json!({"i": {"id": at(&request, "/requestRelationship/relationship/id")?}}))
         .await?;
     run(state, FABRIKAM, agent, TRANSFER, json!({"i": {"subscriptionId": azure}})).await?;
+    // An earlier switch already happened: Contoso's dev/test Azure plan moved to Fabrikam.
+    let devtest = run(
+        state,
+        CONTOSO,
+        agent,
+        SELL,
+        json!({"i": {"customerId": adatum, "offerId": "DZH318Z0BQ3Q",
+        "offerName": "Azure plan (dev/test)", "billingModel": "USAGE_BASED"}}),
+    )
+    .await?;
+    let devtest = at(&devtest, "/createSubscription/subscription/id")?;
+    let moved = run(state, FABRIKAM, agent, TRANSFER, json!({"i": {"subscriptionId": devtest}})).await?;
+    run(
+        state,
+        CONTOSO,
+        agent,
+        ACCEPT_TRANSFER,
+        json!({"i": {"id": at(&moved, "/requestSubscriptionTransfer/transfer/id")?}}),
+    )
+    .await?;
     // Fabrikam's delegated-admin request is still waiting for Adatum.
     run(
         state,
