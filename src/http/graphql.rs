@@ -239,6 +239,28 @@ async fn execute(state: AppState, headers: HeaderMap, format: Format, params: Pa
         }
     }
 
+    // For the log line: the operation's name, or its first field when it has none.
+    let operation = params.operation_name.clone().unwrap_or_else(|| {
+        document
+            .operations
+            .iter()
+            .next()
+            .map(|(name, op)| match name {
+                Some(name) => name.to_string(),
+                None => op
+                    .node
+                    .selection_set
+                    .node
+                    .items
+                    .first()
+                    .map(|item| match &item.node {
+                        async_graphql::parser::types::Selection::Field(f) => f.node.name.node.to_string(),
+                        _ => String::new(),
+                    })
+                    .unwrap_or_default(),
+            })
+            .unwrap_or_default()
+    });
     let principal = match super::auth::authenticate(&state, &headers).await {
         Ok(principal) => principal,
         Err(err) => {
@@ -282,7 +304,7 @@ async fn execute(state: AppState, headers: HeaderMap, format: Format, params: Pa
     tracing::info!(
         request_id,
         tenant_id,
-        operation = params.operation_name.as_deref().unwrap_or(""),
+        operation,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         errors = response.errors.len(),
         outcome = outcome.trim_matches('"'),
