@@ -100,3 +100,67 @@ async fn nested_customers_and_subscriptions_take_a_bounded_number_of_statements(
     // The same plus one grouped count for the nested totals.
     assert_eq!(top, 5, "statements");
 }
+
+#[tokio::test]
+async fn customers_under_a_list_of_partners_take_a_bounded_number_of_statements() {
+    let app = TestApp::new().await;
+    {
+        let txn = app.db.begin().await.unwrap();
+        let seed = Seed::new(&txn, app.clock.now());
+        for p in 0..12 {
+            let partner = seed
+                .partner(
+                    Uuid::new_v4(),
+                    &format!("P{p}"),
+                    &format!("p{p}.example"),
+                    PartnerType::DirectBill,
+                    Cloud::Public,
+                )
+                .await
+                .unwrap();
+            for c in 0..3 {
+                let customer = seed
+                    .customer(Uuid::new_v4(), &format!("C{p}-{c}"), &format!("c{p}-{c}.example"), "US", Cloud::Public)
+                    .await
+                    .unwrap();
+                seed.relationship(
+                    RelationshipKind::Reseller,
+                    RelationshipStatus::Active,
+                    partner.id,
+                    Some(&customer),
+                    None,
+                    "",
+                    None,
+                )
+                .await
+                .unwrap();
+            }
+        }
+        txn.commit().await.unwrap();
+    }
+    let token = app.token(app.platform(), &["platform_admin"]);
+    let query = "query($partners: Int!) { partners(first: $partners) { nodes { name
+        customers(first: 2, orderBy: {field: COMPANY_NAME, direction: DESC}) { totalCount nodes { companyName } } } } }";
+    let count = |n: i32| {
+        let (app, token) = (&app, &token);
+        async move {
+            let before = app.statement_count();
+            let data = app.data(token, query, json!({"partners": n})).await;
+            (app.statement_count() - before, data)
+        }
+    };
+    let (many, data) = count(12).await;
+    let (few, _) = count(2).await;
+    eprintln!("statements: 12 partners with customers: {many}, 2 partners: {few}");
+    for partner in data["partners"]["nodes"].as_array().unwrap() {
+        let customers = &partner["customers"];
+        assert_eq!(customers["totalCount"], 3);
+        let names: Vec<&str> =
+            customers["nodes"].as_array().unwrap().iter().map(|c| c["companyName"].as_str().unwrap()).collect();
+        let p = partner["name"].as_str().unwrap().trim_start_matches('P');
+        assert_eq!(names, [format!("C{p}-2"), format!("C{p}-1")], "first page in the requested order");
+    }
+    assert_eq!(many, few, "the statement count must not grow with the number of partners");
+    // Token → principal is the platform's (no lookup); the partners page; one window query; one count.
+    assert!(many <= 4, "{many} statements");
+}

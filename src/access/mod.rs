@@ -16,7 +16,9 @@ use crate::auth::{Principal, Tenant};
 
 mod reader;
 
-pub use reader::{Cursor, CursorKey, Page, PageArgs, Reader, Sort, TotalCount, Visible, page_from_rows};
+pub use reader::{
+    Cursor, CursorKey, Page, PageArgs, Reader, Sort, TotalCount, Visible, page_from_rows, page_from_sorted_rows,
+};
 
 /// Whose view a scope describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +250,49 @@ impl Scope {
         Condition::any()
             .add(partner::Column::Id.in_subquery(links(R::PartnerId)))
             .add(partner::Column::Id.in_subquery(links(R::IndirectProviderId)))
+    }
+
+    /// (partner, customer) pairs for each of `partners`: the customers each serves at `now` (ACTIVE
+    /// reseller relationship as partner or indirect provider, ACTIVE unexpired delegated admin), as
+    /// columns `ph_parent`, `ph_customer`, without duplicates. Used to batch `Partner.customers`.
+    pub fn served_links(partners: &[Uuid], now: DateTime<Utc>) -> SelectStatement {
+        use relationship::Column as R;
+        let as_partner = relationship::Entity::find()
+            .select_only()
+            .column_as(R::PartnerId, "ph_parent")
+            .column_as(R::CustomerId, "ph_customer")
+            .filter(R::CustomerId.is_not_null())
+            .filter(R::PartnerId.is_in(partners.iter().copied()))
+            .filter(Self::partners_of_customer_links(now))
+            .into_query();
+        let mut as_provider = relationship::Entity::find()
+            .select_only()
+            .column_as(R::IndirectProviderId, "ph_parent")
+            .column_as(R::CustomerId, "ph_customer")
+            .filter(R::CustomerId.is_not_null())
+            .filter(R::IndirectProviderId.is_in(partners.iter().copied()))
+            .filter(R::Kind.eq(RelationshipKind::Reseller))
+            .filter(R::Status.eq(RelationshipStatus::Active))
+            .into_query();
+        as_provider.union(sea_orm::sea_query::UnionType::Distinct, as_partner);
+        as_provider
+    }
+
+    /// The relationships through which a partner serves a customer at `now`.
+    fn partners_of_customer_links(now: DateTime<Utc>) -> Condition {
+        use relationship::Column as R;
+        Condition::any()
+            .add(
+                Condition::all()
+                    .add(R::Kind.eq(RelationshipKind::Reseller))
+                    .add(R::Status.eq(RelationshipStatus::Active)),
+            )
+            .add(
+                Condition::all()
+                    .add(R::Kind.eq(RelationshipKind::DelegatedAdmin))
+                    .add(R::Status.eq(RelationshipStatus::Active))
+                    .add(R::ExpiresAt.gt(now)),
+            )
     }
 
     // ----- subqueries -----

@@ -16,6 +16,7 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, IdenStatic, Order, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Select, Value,
 };
+use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -257,6 +258,81 @@ impl Reader {
         Ok(rows.into_iter().map(|(id, n)| (id, std::cmp::Ord::max(n, 0) as u64)).collect())
     }
 
+    /// The first `n` visible customers matching `filter` that each of `partners` serves, in `sort`
+    /// order, in one statement (a window over the serving links); pairs of (partner, customer).
+    pub async fn first_customers_of_partners(
+        &self,
+        partners: &[Uuid],
+        filter: Condition,
+        sort: &Sort<customer::Entity>,
+        n: u64,
+    ) -> ApiResult<Vec<(Uuid, customer::Model)>> {
+        if partners.is_empty() {
+            return Ok(Vec::new());
+        }
+        let direction = if matches!(sort.direction, Order::Asc) { "ASC" } else { "DESC" };
+        let mut order = Vec::new();
+        if let Some((column, _)) = &sort.column {
+            order.push(format!("\"customer\".\"{}\" {direction}", column.as_str()));
+        }
+        order.push(format!("\"customer\".\"id\" {direction}"));
+        let rank = format!("ROW_NUMBER() OVER (PARTITION BY \"ph_link\".\"ph_parent\" ORDER BY {})", order.join(", "));
+        let mut inner = self.scope.customers().filter(filter).into_query();
+        inner
+            .join_subquery(
+                sea_orm::sea_query::JoinType::InnerJoin,
+                Scope::served_links(partners, self.scope.now()),
+                "ph_link",
+                Expr::col(("ph_link", "ph_customer")).equals((customer::Entity, customer::Column::Id)),
+            )
+            .expr_as(Expr::col(("ph_link", "ph_parent")), "ph_parent")
+            .expr_as(Expr::cust(rank), "ph_rank");
+        let outer = Query::select()
+            .column(Asterisk)
+            .from_subquery(inner, "ph_ranked")
+            .and_where(Expr::col("ph_rank").lte(n as i64))
+            .order_by("ph_parent", Order::Asc)
+            .order_by("ph_rank", Order::Asc)
+            .to_owned();
+        let rows = self.db.query_all(&outer).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let parent: Uuid = row.try_get("", "ph_parent")?;
+            out.push((parent, customer::Model::from_query_result(&row, "")?));
+        }
+        Ok(out)
+    }
+
+    /// How many visible customers matching `filter` each of `partners` serves, in one statement.
+    pub async fn count_customers_of_partners(
+        &self,
+        partners: &[Uuid],
+        filter: Condition,
+    ) -> ApiResult<HashMap<Uuid, u64>> {
+        if partners.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut query = self.scope.customers().filter(filter).select_only().into_query();
+        query
+            .join_subquery(
+                sea_orm::sea_query::JoinType::InnerJoin,
+                Scope::served_links(partners, self.scope.now()),
+                "ph_link",
+                Expr::col(("ph_link", "ph_customer")).equals((customer::Entity, customer::Column::Id)),
+            )
+            .expr_as(Expr::col(("ph_link", "ph_parent")), "ph_parent")
+            .expr_as(Expr::cust("COUNT(*)"), "n")
+            .add_group_by([Expr::col(("ph_link", "ph_parent"))]);
+        let rows = self.db.query_all(&query).await?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let parent: Uuid = row.try_get("", "ph_parent")?;
+            let n: i64 = row.try_get("", "n")?;
+            out.insert(parent, std::cmp::Ord::max(n, 0) as u64);
+        }
+        Ok(out)
+    }
+
     /// Plain visible rows matching `filter` (small, bounded lists only).
     pub async fn list<E: Visible>(&self, filter: Condition, limit: u64) -> ApiResult<Vec<E::Model>> {
         Ok(E::visible(&self.scope)
@@ -299,6 +375,16 @@ fn into_page<E: Visible>(mut rows: Vec<E::Model>, sort: &Sort<E>, first: u64, to
         })
         .collect();
     Page { items, has_next_page, total }
+}
+
+/// Builds the page of one parent out of batched rows already in `sort` order.
+pub fn page_from_sorted_rows<E: Visible>(
+    rows: Vec<E::Model>,
+    sort: &Sort<E>,
+    first: u64,
+    total: TotalCount,
+) -> Page<E::Model> {
+    into_page::<E>(rows, sort, first, total)
 }
 
 /// Builds the page of one parent out of a batched [`Reader::first_per_parent`] result.

@@ -19,6 +19,7 @@ use sea_orm::Condition;
 use uuid::Uuid;
 
 use crate::access::{Reader, Visible};
+use crate::graphql::types::filters::CustomerListKey;
 
 /// Loads visible rows by id; an invisible id loads nothing (the field resolves to `null`).
 pub struct ById<E> {
@@ -121,6 +122,70 @@ where
                 self.reader.count_per_parent::<E>(self.parent, &parents, filter.condition(&self.reader)).await?;
             for parent in parents {
                 out.insert((parent, filter.clone()), counts.get(&parent).copied().unwrap_or(0));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `Partner.customers` of many partners: the first rows of each, in one statement per key group.
+pub struct PartnerCustomers {
+    reader: Reader,
+}
+
+impl Loader<ChildrenKey<CustomerListKey>> for PartnerCustomers {
+    type Value = Vec<customer::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[ChildrenKey<CustomerListKey>],
+    ) -> Result<HashMap<ChildrenKey<CustomerListKey>, Vec<customer::Model>>, Self::Error> {
+        let mut groups: HashMap<(u64, CustomerListKey), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            groups.entry((key.limit, key.filter.clone())).or_default().push(key.parent);
+        }
+        let mut out = HashMap::new();
+        for ((limit, list), parents) in groups {
+            let sort = crate::graphql::types::customer::customer_sort(list.order());
+            let rows =
+                self.reader.first_customers_of_partners(&parents, list.filter().condition(), &sort, limit).await?;
+            let mut by_parent: HashMap<Uuid, Vec<customer::Model>> = parents.iter().map(|p| (*p, Vec::new())).collect();
+            for (parent, row) in rows {
+                if let Some(list) = by_parent.get_mut(&parent) {
+                    list.push(row);
+                }
+            }
+            for (parent, rows) in by_parent {
+                out.insert(ChildrenKey { parent, limit, filter: list.clone(), refs: Refs::default() }, rows);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `Partner.customers { totalCount }` of many partners, one statement per filter.
+pub struct PartnerCustomerCounts {
+    reader: Reader,
+}
+
+impl Loader<(Uuid, CustomerListKey)> for PartnerCustomerCounts {
+    type Value = u64;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, CustomerListKey)],
+    ) -> Result<HashMap<(Uuid, CustomerListKey), u64>, Self::Error> {
+        let mut groups: HashMap<CustomerListKey, Vec<Uuid>> = HashMap::new();
+        for (parent, list) in keys {
+            groups.entry(list.clone()).or_default().push(*parent);
+        }
+        let mut out = HashMap::new();
+        for (list, parents) in groups {
+            let counts = self.reader.count_customers_of_partners(&parents, list.filter().condition()).await?;
+            for parent in parents {
+                out.insert((parent, list.clone()), counts.get(&parent).copied().unwrap_or(0));
             }
         }
         Ok(out)
@@ -281,6 +346,8 @@ pub struct Loaders {
     pub customer_relationships: DataLoader<Children<relationship::Entity, RelationshipChildFilter>, HashMapCache>,
     pub customer_relationship_counts:
         DataLoader<ChildCounts<relationship::Entity, RelationshipChildFilter>, HashMapCache>,
+    pub partner_customers: DataLoader<PartnerCustomers, HashMapCache>,
+    pub partner_customer_counts: DataLoader<PartnerCustomerCounts, HashMapCache>,
 }
 
 impl Loaders {
@@ -332,6 +399,16 @@ impl Loaders {
             ),
             customer_relationship_counts: DataLoader::with_cache(
                 ChildCounts { reader: reader.clone(), parent: relationship::Column::CustomerId, _filter: PhantomData },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            partner_customers: DataLoader::with_cache(
+                PartnerCustomers { reader: reader.clone() },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            partner_customer_counts: DataLoader::with_cache(
+                PartnerCustomerCounts { reader: reader.clone() },
                 tokio::spawn,
                 HashMapCache::default(),
             ),

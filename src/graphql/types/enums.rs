@@ -157,7 +157,7 @@ mirror_enum!(
 );
 
 /// The order of a list.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum OrderDirection {
     /// Smallest first.
     #[default]
@@ -167,7 +167,7 @@ pub enum OrderDirection {
 }
 
 /// What a customer list can be ordered by.
-#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CustomerOrderField {
     /// The company name.
     CompanyName,

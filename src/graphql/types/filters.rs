@@ -106,6 +106,36 @@ impl CustomerFilter {
     }
 }
 
+/// The hashable form of a customer list's filter and order (batch key of `Partner.customers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CustomerListKey {
+    pub search: Option<String>,
+    pub country: Option<String>,
+    pub cloud: Option<Cloud>,
+    pub field: CustomerOrderField,
+    pub direction: OrderDirection,
+}
+
+impl CustomerListKey {
+    pub fn new(filter: &CustomerFilter, order: CustomerOrder) -> Self {
+        Self {
+            search: filter.search.clone(),
+            country: filter.country.clone(),
+            cloud: filter.cloud,
+            field: order.field,
+            direction: order.direction,
+        }
+    }
+
+    pub fn filter(&self) -> CustomerFilter {
+        CustomerFilter { search: self.search.clone(), country: self.country.clone(), cloud: self.cloud }
+    }
+
+    pub fn order(&self) -> CustomerOrder {
+        CustomerOrder { field: self.field, direction: self.direction }
+    }
+}
+
 /// The order of a customer list.
 #[derive(InputObject, Default, Debug, Clone, Copy)]
 pub struct CustomerOrder {

@@ -6,13 +6,18 @@ use entity::partner;
 use sea_orm::Condition;
 use uuid::Uuid;
 
+use super::customer::{Customer, customer_sort, prime_nested};
 use super::enums::{Cloud, PartnerStatus, PartnerType};
-use super::filters::{CustomerFilter, CustomerOrder, PartnerFilter};
-use crate::access::{Scope, Sort};
+use super::filters::{CustomerFilter, CustomerListKey, CustomerOrder, PartnerFilter};
+use crate::access::{Scope, Sort, TotalCount, page_from_sorted_rows};
+use crate::error::ApiError;
 use crate::graphql::connection::{connection, page_args};
 use crate::graphql::context::RequestCtx;
 use crate::graphql::ids::{self, NodeType};
+use crate::graphql::loaders::{ChildrenKey, Refs};
 use crate::graphql::types::customer::{CustomerConnection, customer_page};
+use async_graphql::InputType;
+use entity::customer;
 
 /// A partner organisation: a direct-bill partner, an indirect provider or an indirect reseller.
 pub struct Partner(pub partner::Model);
@@ -93,11 +98,38 @@ impl Partner {
         filter: Option<CustomerFilter>,
         order_by: Option<CustomerOrder>,
     ) -> async_graphql::Result<CustomerConnection> {
-        let now = RequestCtx::of(ctx)?.now;
-        let cond = Condition::all()
-            .add(Scope::of_partner(&self.0, now).customer_condition())
-            .add(filter.unwrap_or_default().condition());
-        customer_page(ctx, cond, first, after, order_by).await
+        let rc = RequestCtx::of(ctx)?;
+        let list = CustomerListKey::new(&filter.unwrap_or_default(), order_by.unwrap_or_default());
+        if after.is_some() {
+            let cond = Condition::all()
+                .add(Scope::of_partner(&self.0, rc.now).customer_condition())
+                .add(list.filter().condition());
+            return customer_page(ctx, cond, first, after, Some(list.order())).await;
+        }
+        // The first page comes from a batch over every partner of the enclosing list.
+        let session = rc.session()?;
+        let args = page_args(&rc.limits, first, None)?;
+        let total = {
+            let (loaders, key) = (session.loaders.clone(), (self.0.id, list.clone()));
+            TotalCount::new(move || {
+                let (loaders, key) = (loaders.clone(), key.clone());
+                Box::pin(async move {
+                    loaders
+                        .partner_customer_counts
+                        .load_one(key)
+                        .await
+                        .map(|n| n.unwrap_or(0))
+                        .map_err(ApiError::from_gql)
+                })
+            })
+        };
+        let key = ChildrenKey { parent: self.0.id, limit: args.first + 1, filter: list.clone(), refs: Refs::default() };
+        let rows = session.loaders.partner_customers.load_one(key).await?.unwrap_or_default();
+        session.loaders.customers.feed_many(rows.iter().map(|c| (c.id, c.clone()))).await;
+        let ids: Vec<_> = rows.iter().map(|c| c.id).collect();
+        let page = page_from_sorted_rows::<customer::Entity>(rows, &customer_sort(list.order()), args.first, total);
+        prime_nested(ctx, &ids).await?;
+        Ok(CustomerConnection::from_page(page, false, Customer))
     }
 
     /// The indirect resellers of this indirect provider (ACTIVE indirect-reseller relationships).
@@ -137,5 +169,50 @@ pub async fn partner_page(
     let session = rc.session()?;
     let page = session.reader.page::<partner::Entity>(cond, &Sort::by_id(sea_orm::Order::Asc), &args).await?;
     session.remember_partners(&page).await;
+    prime_partner_customers(ctx, &page.items.iter().map(|(_, p)| p.id).collect::<Vec<_>>()).await?;
     Ok(PartnerConnection::from_page(page, args.after.is_some(), Partner))
+}
+
+/// Primes `customers` (and its `totalCount`) under a list of partners for the whole page at once,
+/// so that each costs one statement however many partners the page holds.
+async fn prime_partner_customers(ctx: &Context<'_>, partners: &[Uuid]) -> async_graphql::Result<()> {
+    if partners.is_empty() {
+        return Ok(());
+    }
+    let rc = RequestCtx::of(ctx)?;
+    let loaders = &rc.session()?.loaders;
+    let look = ctx.look_ahead();
+    let mut fields = look.field("nodes").field("customers").selection_fields();
+    fields.extend(look.field("edges").field("node").field("customers").selection_fields());
+    for field in fields {
+        let (mut first, mut filter, mut order, mut paged) =
+            (None, CustomerFilter::default(), CustomerOrder::default(), false);
+        for (name, value) in field.arguments()? {
+            match name.as_str() {
+                "after" => paged = value != async_graphql::Value::Null,
+                "first" => first = value.into_json().ok().and_then(|v| v.as_i64()).map(|n| n as i32),
+                "filter" => {
+                    filter = CustomerFilter::parse(Some(value))
+                        .map_err(|_| ApiError::bad_input("filter", "not a valid filter"))?
+                }
+                "orderBy" => {
+                    order = CustomerOrder::parse(Some(value))
+                        .map_err(|_| ApiError::bad_input("orderBy", "not a valid order"))?
+                }
+                _ => {}
+            }
+        }
+        if paged {
+            continue;
+        }
+        let list = CustomerListKey::new(&filter, order);
+        let limit = page_args(&rc.limits, first, None)?.first + 1;
+        let keys =
+            partners.iter().map(|p| ChildrenKey { parent: *p, limit, filter: list.clone(), refs: Refs::default() });
+        loaders.partner_customers.load_many(keys).await?;
+        if field.selection_set().any(|f| f.name() == "totalCount") {
+            loaders.partner_customer_counts.load_many(partners.iter().map(|p| (*p, list.clone()))).await?;
+        }
+    }
+    Ok(())
 }
