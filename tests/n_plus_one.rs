@@ -161,6 +161,18 @@ async fn customers_under_a_list_of_partners_take_a_bounded_number_of_statements(
         assert_eq!(names, [format!("C{p}-2"), format!("C{p}-1")], "first page in the requested order");
     }
     assert_eq!(many, few, "the statement count must not grow with the number of partners");
+
+    // The other way round: every customer with the partners serving it.
+    let query = "query($n: Int!) { customers(first: $n) { nodes { partners { totalCount nodes { name } } } } }";
+    let before = app.statement_count();
+    let data = app.data(&token, query, json!({"n": 36})).await;
+    let all = app.statement_count() - before;
+    assert!(data["customers"]["nodes"].as_array().unwrap().iter().all(|c| c["partners"]["totalCount"] == 1));
+    let before = app.statement_count();
+    app.data(&token, query, json!({"n": 3})).await;
+    let three = app.statement_count() - before;
+    eprintln!("statements: 36 customers with their partners: {all}, 3 customers: {three}");
+    assert_eq!(all, three, "the statement count must not grow with the number of customers");
     // Token → principal is the platform's (no lookup); the partners page; one window query; one count.
     assert!(many <= 4, "{many} statements");
 }

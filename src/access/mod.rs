@@ -254,13 +254,13 @@ impl Scope {
 
     /// (partner, customer) pairs for each of `partners`: the customers each serves at `now` (ACTIVE
     /// reseller relationship as partner or indirect provider, ACTIVE unexpired delegated admin), as
-    /// columns `ph_parent`, `ph_customer`, without duplicates. Used to batch `Partner.customers`.
+    /// columns `ph_parent`, `ph_child` (the customer), without duplicates. Used to batch `Partner.customers`.
     pub fn served_links(partners: &[Uuid], now: DateTime<Utc>) -> SelectStatement {
         use relationship::Column as R;
         let as_partner = relationship::Entity::find()
             .select_only()
             .column_as(R::PartnerId, "ph_parent")
-            .column_as(R::CustomerId, "ph_customer")
+            .column_as(R::CustomerId, "ph_child")
             .filter(R::CustomerId.is_not_null())
             .filter(R::PartnerId.is_in(partners.iter().copied()))
             .filter(Self::partners_of_customer_links(now))
@@ -268,7 +268,7 @@ impl Scope {
         let mut as_provider = relationship::Entity::find()
             .select_only()
             .column_as(R::IndirectProviderId, "ph_parent")
-            .column_as(R::CustomerId, "ph_customer")
+            .column_as(R::CustomerId, "ph_child")
             .filter(R::CustomerId.is_not_null())
             .filter(R::IndirectProviderId.is_in(partners.iter().copied()))
             .filter(R::Kind.eq(RelationshipKind::Reseller))
@@ -355,6 +355,51 @@ impl Scope {
         _kind: Kind,
     ) -> SelectStatement {
         find.select_only().column(column).filter(cond).into_query()
+    }
+}
+
+/// How partners hang off a parent in the nested connections, as (`ph_parent`, `ph_child`) pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PartnerLink {
+    /// `Partner.resellers`: ACTIVE indirect resellers of a provider.
+    ResellersOf,
+    /// `Partner.providers`: ACTIVE indirect providers of a reseller.
+    ProvidersOf,
+    /// `Customer.partners`: the partners serving a customer now.
+    PartnersOfCustomer,
+}
+
+impl PartnerLink {
+    /// The pairs for `parents` at `now`.
+    pub fn links(self, parents: &[Uuid], now: DateTime<Utc>) -> SelectStatement {
+        use relationship::Column as R;
+        let pair = |parent: R, child: R| {
+            relationship::Entity::find()
+                .select_only()
+                .column_as(parent, "ph_parent")
+                .column_as(child, "ph_child")
+                .filter(parent.is_in(parents.iter().copied()))
+                .filter(child.is_not_null())
+        };
+        let indirect = |q: Select<relationship::Entity>| {
+            q.filter(R::Kind.eq(RelationshipKind::IndirectReseller))
+                .filter(R::Status.eq(RelationshipStatus::Active))
+                .into_query()
+        };
+        match self {
+            PartnerLink::ResellersOf => indirect(pair(R::IndirectProviderId, R::PartnerId)),
+            PartnerLink::ProvidersOf => indirect(pair(R::PartnerId, R::IndirectProviderId)),
+            PartnerLink::PartnersOfCustomer => {
+                let mut direct =
+                    pair(R::CustomerId, R::PartnerId).filter(Scope::partners_of_customer_links(now)).into_query();
+                let through = pair(R::CustomerId, R::IndirectProviderId)
+                    .filter(R::Kind.eq(RelationshipKind::Reseller))
+                    .filter(R::Status.eq(RelationshipStatus::Active))
+                    .into_query();
+                direct.union(sea_orm::sea_query::UnionType::Distinct, through);
+                direct
+            }
+        }
     }
 }
 

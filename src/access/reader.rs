@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use entity::{audit_event, customer, partner, relationship, subscription, subscription_transfer};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, IdenStatic, Order, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Select, Value,
@@ -20,7 +20,7 @@ use sea_orm::{ConnectionTrait, FromQueryResult};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Scope;
+use super::{PartnerLink, Scope};
 use crate::error::{ApiError, ApiResult};
 
 /// A table the API reads, with the visibility the scope gives it.
@@ -270,20 +270,77 @@ impl Reader {
         if partners.is_empty() {
             return Ok(Vec::new());
         }
-        let direction = if matches!(sort.direction, Order::Asc) { "ASC" } else { "DESC" };
-        let mut order = Vec::new();
-        if let Some((column, _)) = &sort.column {
-            order.push(format!("\"customer\".\"{}\" {direction}", column.as_str()));
+        let columns: Vec<_> = sort.column.iter().map(|(column, _)| column.as_str()).chain(["id"]).collect();
+        self.first_linked::<customer::Entity>(
+            Scope::served_links(partners, self.scope.now()),
+            filter,
+            &columns,
+            sort.direction.clone(),
+            n,
+        )
+        .await
+    }
+
+    /// How many visible customers matching `filter` each of `partners` serves, in one statement.
+    pub async fn count_customers_of_partners(
+        &self,
+        partners: &[Uuid],
+        filter: Condition,
+    ) -> ApiResult<HashMap<Uuid, u64>> {
+        if partners.is_empty() {
+            return Ok(HashMap::new());
         }
-        order.push(format!("\"customer\".\"id\" {direction}"));
+        self.count_linked::<customer::Entity>(Scope::served_links(partners, self.scope.now()), filter).await
+    }
+
+    /// The first `n` visible partners matching `filter` linked to each parent by `link`, in id order.
+    pub async fn first_linked_partners(
+        &self,
+        link: PartnerLink,
+        parents: &[Uuid],
+        filter: Condition,
+        n: u64,
+    ) -> ApiResult<Vec<(Uuid, partner::Model)>> {
+        if parents.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.first_linked::<partner::Entity>(link.links(parents, self.scope.now()), filter, &["id"], Order::Asc, n)
+            .await
+    }
+
+    /// How many visible partners matching `filter` `link` gives each parent.
+    pub async fn count_linked_partners(
+        &self,
+        link: PartnerLink,
+        parents: &[Uuid],
+        filter: Condition,
+    ) -> ApiResult<HashMap<Uuid, u64>> {
+        if parents.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.count_linked::<partner::Entity>(link.links(parents, self.scope.now()), filter).await
+    }
+
+    /// Rows of `E` joined to `links` (`ph_parent`, `ph_child` = the row's id), ranked per parent.
+    async fn first_linked<E: Visible>(
+        &self,
+        links: SelectStatement,
+        filter: Condition,
+        order_columns: &[&str],
+        direction: Order,
+        n: u64,
+    ) -> ApiResult<Vec<(Uuid, E::Model)>> {
+        let table = E::default().table_name().to_owned();
+        let direction = if matches!(direction, Order::Asc) { "ASC" } else { "DESC" };
+        let order: Vec<String> = order_columns.iter().map(|c| format!("\"{table}\".\"{c}\" {direction}")).collect();
         let rank = format!("ROW_NUMBER() OVER (PARTITION BY \"ph_link\".\"ph_parent\" ORDER BY {})", order.join(", "));
-        let mut inner = self.scope.customers().filter(filter).into_query();
+        let mut inner = E::visible(&self.scope).filter(filter).into_query();
         inner
             .join_subquery(
                 sea_orm::sea_query::JoinType::InnerJoin,
-                Scope::served_links(partners, self.scope.now()),
+                links,
                 "ph_link",
-                Expr::col(("ph_link", "ph_customer")).equals((customer::Entity, customer::Column::Id)),
+                Expr::col(("ph_link", "ph_child")).equals((E::default(), E::id_column())),
             )
             .expr_as(Expr::col(("ph_link", "ph_parent")), "ph_parent")
             .expr_as(Expr::cust(rank), "ph_rank");
@@ -298,27 +355,24 @@ impl Reader {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let parent: Uuid = row.try_get("", "ph_parent")?;
-            out.push((parent, customer::Model::from_query_result(&row, "")?));
+            out.push((parent, E::Model::from_query_result(&row, "")?));
         }
         Ok(out)
     }
 
-    /// How many visible customers matching `filter` each of `partners` serves, in one statement.
-    pub async fn count_customers_of_partners(
+    /// How many rows of `E` `links` gives each parent.
+    async fn count_linked<E: Visible>(
         &self,
-        partners: &[Uuid],
+        links: SelectStatement,
         filter: Condition,
     ) -> ApiResult<HashMap<Uuid, u64>> {
-        if partners.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let mut query = self.scope.customers().filter(filter).select_only().into_query();
+        let mut query = E::visible(&self.scope).filter(filter).select_only().into_query();
         query
             .join_subquery(
                 sea_orm::sea_query::JoinType::InnerJoin,
-                Scope::served_links(partners, self.scope.now()),
+                links,
                 "ph_link",
-                Expr::col(("ph_link", "ph_customer")).equals((customer::Entity, customer::Column::Id)),
+                Expr::col(("ph_link", "ph_child")).equals((E::default(), E::id_column())),
             )
             .expr_as(Expr::col(("ph_link", "ph_parent")), "ph_parent")
             .expr_as(Expr::cust("COUNT(*)"), "n")

@@ -18,8 +18,8 @@ use entity::{audit_event, customer, partner, relationship, subscription, subscri
 use sea_orm::Condition;
 use uuid::Uuid;
 
-use crate::access::{Reader, Visible};
-use crate::graphql::types::filters::CustomerListKey;
+use crate::access::{PartnerLink, Reader, Visible};
+use crate::graphql::types::filters::{CustomerListKey, PartnerFilter};
 
 /// Loads visible rows by id; an invisible id loads nothing (the field resolves to `null`).
 pub struct ById<E> {
@@ -192,6 +192,71 @@ impl Loader<(Uuid, CustomerListKey)> for PartnerCustomerCounts {
     }
 }
 
+/// Which linked partners, filtered how.
+pub type LinkedPartnersKey = (PartnerLink, PartnerFilter);
+
+/// `Partner.resellers`, `Partner.providers`, `Customer.partners` of many parents at once.
+pub struct LinkedPartners {
+    reader: Reader,
+}
+
+impl Loader<ChildrenKey<LinkedPartnersKey>> for LinkedPartners {
+    type Value = Vec<partner::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[ChildrenKey<LinkedPartnersKey>],
+    ) -> Result<HashMap<ChildrenKey<LinkedPartnersKey>, Vec<partner::Model>>, Self::Error> {
+        let mut groups: HashMap<(u64, LinkedPartnersKey), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            groups.entry((key.limit, key.filter.clone())).or_default().push(key.parent);
+        }
+        let mut out = HashMap::new();
+        for ((limit, (link, filter)), parents) in groups {
+            let rows = self.reader.first_linked_partners(link, &parents, filter.condition(), limit).await?;
+            let mut by_parent: HashMap<Uuid, Vec<partner::Model>> = parents.iter().map(|p| (*p, Vec::new())).collect();
+            for (parent, row) in rows {
+                if let Some(list) = by_parent.get_mut(&parent) {
+                    list.push(row);
+                }
+            }
+            for (parent, rows) in by_parent {
+                out.insert(ChildrenKey { parent, limit, filter: (link, filter.clone()), refs: Refs::default() }, rows);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Totals of [`LinkedPartners`], one statement per key group.
+pub struct LinkedPartnerCounts {
+    reader: Reader,
+}
+
+impl Loader<(Uuid, LinkedPartnersKey)> for LinkedPartnerCounts {
+    type Value = u64;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[(Uuid, LinkedPartnersKey)],
+    ) -> Result<HashMap<(Uuid, LinkedPartnersKey), u64>, Self::Error> {
+        let mut groups: HashMap<LinkedPartnersKey, Vec<Uuid>> = HashMap::new();
+        for (parent, key) in keys {
+            groups.entry(key.clone()).or_default().push(*parent);
+        }
+        let mut out = HashMap::new();
+        for ((link, filter), parents) in groups {
+            let counts = self.reader.count_linked_partners(link, &parents, filter.condition()).await?;
+            for parent in parents {
+                out.insert((parent, (link, filter.clone())), counts.get(&parent).copied().unwrap_or(0));
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Filter of `Customer.subscriptions`.
 pub type SubscriptionChildFilter = crate::graphql::types::filters::SubscriptionFilterKey;
 /// Filter of `Customer.relationships`.
@@ -348,6 +413,8 @@ pub struct Loaders {
         DataLoader<ChildCounts<relationship::Entity, RelationshipChildFilter>, HashMapCache>,
     pub partner_customers: DataLoader<PartnerCustomers, HashMapCache>,
     pub partner_customer_counts: DataLoader<PartnerCustomerCounts, HashMapCache>,
+    pub linked_partners: DataLoader<LinkedPartners, HashMapCache>,
+    pub linked_partner_counts: DataLoader<LinkedPartnerCounts, HashMapCache>,
 }
 
 impl Loaders {
@@ -409,6 +476,16 @@ impl Loaders {
             ),
             partner_customer_counts: DataLoader::with_cache(
                 PartnerCustomerCounts { reader: reader.clone() },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            linked_partners: DataLoader::with_cache(
+                LinkedPartners { reader: reader.clone() },
+                tokio::spawn,
+                HashMapCache::default(),
+            ),
+            linked_partner_counts: DataLoader::with_cache(
+                LinkedPartnerCounts { reader: reader.clone() },
                 tokio::spawn,
                 HashMapCache::default(),
             ),

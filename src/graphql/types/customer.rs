@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::enums::{Cloud, CustomerOrderField, OrderDirection};
 use super::filters::ConditionAt;
 use super::filters::{CustomerOrder, PartnerFilter, RelationshipFilter, SubscriptionFilter};
-use super::partner::{PartnerConnection, partner_page};
+use super::partner::{PartnerConnection, linked_partner_page};
 use super::relationship::{Relationship, RelationshipConnection};
 use super::subscription::{Subscription, SubscriptionConnection};
 use crate::access::{CursorKey, Page, PageArgs, Sort, TotalCount, Visible, page_from_rows};
@@ -61,7 +61,8 @@ pub async fn customer_page(
     let session = rc.session()?;
     let page = session.reader.page::<customer::Entity>(cond, &sort, &args).await?;
     session.remember_customers(&page).await;
-    prime_nested(ctx, &page.items.iter().map(|(_, c)| c.id).collect::<Vec<_>>()).await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|(_, c)| c.id).collect();
+    prime_nested(ctx, &ids).await?;
     Ok(CustomerConnection::from_page(page, args.after.is_some(), Customer))
 }
 
@@ -167,11 +168,8 @@ impl Customer {
         after: Option<String>,
         filter: Option<PartnerFilter>,
     ) -> async_graphql::Result<PartnerConnection> {
-        let now = RequestCtx::of(ctx)?.now;
-        let cond = Condition::all()
-            .add(crate::access::Scope::partners_of_customer(self.0.id, now))
-            .add(filter.unwrap_or_default().condition());
-        partner_page(ctx, cond, first, after).await
+        let link = crate::access::PartnerLink::PartnersOfCustomer;
+        linked_partner_page(ctx, link, self.0.id, first, after, filter.unwrap_or_default()).await
     }
 }
 
@@ -230,7 +228,7 @@ where
     }
 }
 
-/// Primes the nested connections that the query asks under a list of customers
+/// Primes the nested connections that the query asks under a list of customers (`partners` too)
 /// (`subscriptions`, `relationships` and their totals) for every customer of the page at once, so
 /// that each needs one statement however many customers the page holds, independent of timing.
 pub async fn prime_nested(ctx: &Context<'_>, customers: &[Uuid]) -> async_graphql::Result<()> {
@@ -245,6 +243,8 @@ pub async fn prime_nested(ctx: &Context<'_>, customers: &[Uuid]) -> async_graphq
         fields.extend(look.field("edges").field("node").field(name).selection_fields());
         fields
     };
+    super::partner::prime_linked_partners(ctx, "partners", crate::access::PartnerLink::PartnersOfCustomer, customers)
+        .await?;
     for field in under_nodes("subscriptions") {
         let Some((first, filter)) = nested_args::<SubscriptionFilter>(rc, &field)? else { continue };
         let mut key = filter.key()?;

@@ -46,7 +46,7 @@ impl ConditionAt for RelationshipFilterKey {
 }
 
 /// Narrows a partner list.
-#[derive(InputObject, Default, Debug, Clone)]
+#[derive(InputObject, Default, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PartnerFilter {
     /// Only partners of this type.
     pub partner_type: Option<PartnerType>,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::customer::{Customer, customer_sort, prime_nested};
 use super::enums::{Cloud, PartnerStatus, PartnerType};
 use super::filters::{CustomerFilter, CustomerListKey, CustomerOrder, PartnerFilter};
-use crate::access::{Scope, Sort, TotalCount, page_from_sorted_rows};
+use crate::access::{PartnerLink, Scope, Sort, TotalCount, page_from_sorted_rows};
 use crate::error::ApiError;
 use crate::graphql::connection::{connection, page_args};
 use crate::graphql::context::RequestCtx;
@@ -140,8 +140,7 @@ impl Partner {
         after: Option<String>,
         filter: Option<PartnerFilter>,
     ) -> async_graphql::Result<PartnerConnection> {
-        let cond = Condition::all().add(Scope::resellers_of(self.0.id)).add(filter.unwrap_or_default().condition());
-        partner_page(ctx, cond, first, after).await
+        linked_partner_page(ctx, PartnerLink::ResellersOf, self.0.id, first, after, filter.unwrap_or_default()).await
     }
 
     /// The indirect providers this indirect reseller sells through (ACTIVE indirect-reseller relationships).
@@ -152,8 +151,7 @@ impl Partner {
         after: Option<String>,
         filter: Option<PartnerFilter>,
     ) -> async_graphql::Result<PartnerConnection> {
-        let cond = Condition::all().add(Scope::providers_of(self.0.id)).add(filter.unwrap_or_default().condition());
-        partner_page(ctx, cond, first, after).await
+        linked_partner_page(ctx, PartnerLink::ProvidersOf, self.0.id, first, after, filter.unwrap_or_default()).await
     }
 }
 
@@ -169,8 +167,99 @@ pub async fn partner_page(
     let session = rc.session()?;
     let page = session.reader.page::<partner::Entity>(cond, &Sort::by_id(sea_orm::Order::Asc), &args).await?;
     session.remember_partners(&page).await;
-    prime_partner_customers(ctx, &page.items.iter().map(|(_, p)| p.id).collect::<Vec<_>>()).await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|(_, p)| p.id).collect();
+    prime_under_partners(ctx, &ids).await?;
     Ok(PartnerConnection::from_page(page, args.after.is_some(), Partner))
+}
+
+/// What nested connections under a page of partners need, loaded for the whole page at once.
+async fn prime_under_partners(ctx: &Context<'_>, ids: &[Uuid]) -> async_graphql::Result<()> {
+    prime_partner_customers(ctx, ids).await?;
+    prime_linked_partners(ctx, "resellers", PartnerLink::ResellersOf, ids).await?;
+    prime_linked_partners(ctx, "providers", PartnerLink::ProvidersOf, ids).await
+}
+
+/// A nested partner connection (`resellers`, `providers`, `Customer.partners`): the first page
+/// comes from a batch over every parent of the enclosing list, later pages by a keyset query.
+pub async fn linked_partner_page(
+    ctx: &Context<'_>,
+    link: PartnerLink,
+    parent: Uuid,
+    first: Option<i32>,
+    after: Option<String>,
+    filter: PartnerFilter,
+) -> async_graphql::Result<PartnerConnection> {
+    let rc = RequestCtx::of(ctx)?;
+    if after.is_some() {
+        let relation = match link {
+            PartnerLink::ResellersOf => Scope::resellers_of(parent),
+            PartnerLink::ProvidersOf => Scope::providers_of(parent),
+            PartnerLink::PartnersOfCustomer => Scope::partners_of_customer(parent, rc.now),
+        };
+        return partner_page(ctx, Condition::all().add(relation).add(filter.condition()), first, after).await;
+    }
+    let session = rc.session()?;
+    let args = page_args(&rc.limits, first, None)?;
+    let key = (link, filter);
+    let total = {
+        let (loaders, key) = (session.loaders.clone(), (parent, key.clone()));
+        TotalCount::new(move || {
+            let (loaders, key) = (loaders.clone(), key.clone());
+            Box::pin(async move {
+                loaders.linked_partner_counts.load_one(key).await.map(|n| n.unwrap_or(0)).map_err(ApiError::from_gql)
+            })
+        })
+    };
+    let children = ChildrenKey { parent, limit: args.first + 1, filter: key, refs: Refs::default() };
+    let rows = session.loaders.linked_partners.load_one(children).await?.unwrap_or_default();
+    session.loaders.partners.feed_many(rows.iter().map(|p| (p.id, p.clone()))).await;
+    let ids: Vec<Uuid> = rows.iter().map(|p| p.id).collect();
+    let page = page_from_sorted_rows::<partner::Entity>(rows, &Sort::by_id(sea_orm::Order::Asc), args.first, total);
+    prime_under_partners(ctx, &ids).await?;
+    Ok(PartnerConnection::from_page(page, false, Partner))
+}
+
+/// Primes a nested partner connection named `field` under a list of `parents`.
+pub async fn prime_linked_partners(
+    ctx: &Context<'_>,
+    field: &str,
+    link: PartnerLink,
+    parents: &[Uuid],
+) -> async_graphql::Result<()> {
+    if parents.is_empty() {
+        return Ok(());
+    }
+    let rc = RequestCtx::of(ctx)?;
+    let loaders = &rc.session()?.loaders;
+    let look = ctx.look_ahead();
+    let mut fields = look.field("nodes").field(field).selection_fields();
+    fields.extend(look.field("edges").field("node").field(field).selection_fields());
+    for selection in fields {
+        let (mut first, mut filter, mut paged) = (None, PartnerFilter::default(), false);
+        for (name, value) in selection.arguments()? {
+            match name.as_str() {
+                "after" => paged = value != async_graphql::Value::Null,
+                "first" => first = value.into_json().ok().and_then(|v| v.as_i64()).map(|n| n as i32),
+                "filter" => {
+                    filter = PartnerFilter::parse(Some(value))
+                        .map_err(|_| ApiError::bad_input("filter", "not a valid filter"))?
+                }
+                _ => {}
+            }
+        }
+        if paged {
+            continue;
+        }
+        let limit = page_args(&rc.limits, first, None)?.first + 1;
+        let key = (link, filter);
+        let keys =
+            parents.iter().map(|p| ChildrenKey { parent: *p, limit, filter: key.clone(), refs: Refs::default() });
+        loaders.linked_partners.load_many(keys).await?;
+        if selection.selection_set().any(|f| f.name() == "totalCount") {
+            loaders.linked_partner_counts.load_many(parents.iter().map(|p| (*p, key.clone()))).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Primes `customers` (and its `totalCount`) under a list of partners for the whole page at once,
