@@ -227,18 +227,7 @@ impl Scope {
     /// indirect provider) or an ACTIVE unexpired DELEGATED_ADMIN one.
     pub fn partners_of_customer(customer_id: Uuid, now: DateTime<Utc>) -> Condition {
         use relationship::Column as R;
-        let serving = Condition::any()
-            .add(
-                Condition::all()
-                    .add(R::Kind.eq(RelationshipKind::Reseller))
-                    .add(R::Status.eq(RelationshipStatus::Active)),
-            )
-            .add(
-                Condition::all()
-                    .add(R::Kind.eq(RelationshipKind::DelegatedAdmin))
-                    .add(R::Status.eq(RelationshipStatus::Active))
-                    .add(R::ExpiresAt.gt(now)),
-            );
+        let serving = Self::partners_of_customer_links(now);
         let links = |column: R| {
             relationship::Entity::find()
                 .select_only()

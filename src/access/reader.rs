@@ -334,16 +334,8 @@ impl Reader {
         let direction = if matches!(direction, Order::Asc) { "ASC" } else { "DESC" };
         let order: Vec<String> = order_columns.iter().map(|c| format!("\"{table}\".\"{c}\" {direction}")).collect();
         let rank = format!("ROW_NUMBER() OVER (PARTITION BY \"ph_link\".\"ph_parent\" ORDER BY {})", order.join(", "));
-        let mut inner = E::visible(&self.scope).filter(filter).into_query();
-        inner
-            .join_subquery(
-                sea_orm::sea_query::JoinType::InnerJoin,
-                links,
-                "ph_link",
-                Expr::col(("ph_link", "ph_child")).equals((E::default(), E::id_column())),
-            )
-            .expr_as(Expr::col(("ph_link", "ph_parent")), "ph_parent")
-            .expr_as(Expr::cust(rank), "ph_rank");
+        let mut inner = linked::<E>(E::visible(&self.scope).filter(filter).into_query(), links);
+        inner.expr_as(Expr::cust(rank), "ph_rank");
         let outer = Query::select()
             .column(Asterisk)
             .from_subquery(inner, "ph_ranked")
@@ -366,17 +358,8 @@ impl Reader {
         links: SelectStatement,
         filter: Condition,
     ) -> ApiResult<HashMap<Uuid, u64>> {
-        let mut query = E::visible(&self.scope).filter(filter).select_only().into_query();
-        query
-            .join_subquery(
-                sea_orm::sea_query::JoinType::InnerJoin,
-                links,
-                "ph_link",
-                Expr::col(("ph_link", "ph_child")).equals((E::default(), E::id_column())),
-            )
-            .expr_as(Expr::col(("ph_link", "ph_parent")), "ph_parent")
-            .expr_as(Expr::cust("COUNT(*)"), "n")
-            .add_group_by([Expr::col(("ph_link", "ph_parent"))]);
+        let mut query = linked::<E>(E::visible(&self.scope).filter(filter).select_only().into_query(), links);
+        query.expr_as(Expr::cust("COUNT(*)"), "n").add_group_by([Expr::col(("ph_link", "ph_parent"))]);
         let rows = self.db.query_all(&query).await?;
         let mut out = HashMap::new();
         for row in rows {
@@ -401,6 +384,19 @@ impl Reader {
     pub async fn ping(db: &DatabaseConnection) -> ApiResult<()> {
         Ok(db.ping().await?)
     }
+}
+
+/// `query` over `E`, joined to `links` (`ph_parent`, `ph_child` = the row's id), selecting `ph_parent`.
+fn linked<E: Visible>(mut query: SelectStatement, links: SelectStatement) -> SelectStatement {
+    query
+        .join_subquery(
+            sea_orm::sea_query::JoinType::InnerJoin,
+            links,
+            "ph_link",
+            Expr::col(("ph_link", "ph_child")).equals((E::default(), E::id_column())),
+        )
+        .expr_as(Expr::col(("ph_link", "ph_parent")), "ph_parent");
+    query
 }
 
 fn keyset_condition<E: Visible>(sort: &Sort<E>, after: &Cursor) -> ApiResult<Condition> {
