@@ -4,9 +4,7 @@
 //! subscription; acceptance switches the partner of record in the same transaction).
 
 use chrono::Duration;
-use entity::enums::{
-    BillingModel, Channel, PartnerType, RelationshipKind, RelationshipStatus, SubscriptionStatus, TransferStatus,
-};
+use entity::enums::{BillingModel, Channel, RelationshipKind, RelationshipStatus, SubscriptionStatus, TransferStatus};
 use entity::{customer, partner, relationship, subscription, subscription_transfer};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter};
 use serde::Serialize;
@@ -93,18 +91,10 @@ async fn request_in(
         .await?
         .ok_or_else(|| ApiError::not_found("subscription"))?;
     let customer = actor.load::<customer::Entity>(txn, stored.customer_id, "subscription").await?;
-    let link = relationship::Entity::find()
-        .filter(relationship::Column::Kind.eq(RelationshipKind::Reseller))
-        .filter(relationship::Column::Status.eq(RelationshipStatus::Active))
-        .filter(relationship::Column::PartnerId.eq(target.id))
-        .filter(relationship::Column::IndirectProviderId.is_null())
-        .filter(relationship::Column::CustomerId.eq(customer.id))
-        .one(txn)
-        .await?;
-    if link.is_none() {
+    if !has_own_reseller_link(txn, target.id, customer.id).await? {
         return Err(ApiError::new(
             Code::RelationshipRequired,
-            "taking over a subscription needs your own ACTIVE reseller relationship with its customer",
+            "taking over a subscription needs your own ACTIVE reseller relationship with its customer (request one and have the customer accept)",
         ));
     }
     let s = effective_subscription(stored, actor.now, actor.cancellation_window);
@@ -127,9 +117,6 @@ async fn request_in(
     let source =
         partner::Entity::find_by_id(source_id).one(txn).await?.ok_or_else(|| ApiError::not_found("partner"))?;
     rules::r4_same_cloud(target.cloud, customer.cloud, "requestSubscriptionTransfer")?;
-    if target.partner_type == PartnerType::IndirectReseller {
-        rules::r6_may_transact(target)?;
-    }
     // R8: at most one pending transfer per subscription (one the clock ended is marked EXPIRED first).
     let pending = subscription_transfer::Entity::find()
         .filter(subscription_transfer::Column::SubscriptionId.eq(s.id))
@@ -143,7 +130,14 @@ async fn request_in(
         let mut expired = t.clone();
         expired.status = TransferStatus::Expired;
         expired.updated_at = actor.now;
-        let expired = versioned::update_transfer(txn, &t, expired, None).await?;
+        // Someone else (another request, the lifecycle runner) changed it first.
+        let expired = versioned::update_transfer(txn, &t, expired, None).await.map_err(|err| match err.code {
+            Code::VersionConflict => ApiError::new(
+                Code::Conflict,
+                "another transfer of this subscription was being requested at the same time; read it again and retry",
+            ),
+            _ => err,
+        })?;
         audit::record(
             txn,
             &By::from(actor),
@@ -175,6 +169,20 @@ async fn request_in(
     )
     .await?;
     Ok(transfer)
+}
+
+/// Whether the partner holds its own ACTIVE reseller relationship with the customer (as partner,
+/// not through an indirect provider): what a transfer target needs, when asking and when accepted.
+async fn has_own_reseller_link(txn: &DatabaseTransaction, partner_id: Uuid, customer_id: Uuid) -> ApiResult<bool> {
+    let link = relationship::Entity::find()
+        .filter(relationship::Column::Kind.eq(RelationshipKind::Reseller))
+        .filter(relationship::Column::Status.eq(RelationshipStatus::Active))
+        .filter(relationship::Column::PartnerId.eq(partner_id))
+        .filter(relationship::Column::IndirectProviderId.is_null())
+        .filter(relationship::Column::CustomerId.eq(customer_id))
+        .one(txn)
+        .await?;
+    Ok(link.is_some())
 }
 
 /// R7: license-based subscriptions cannot switch partner.
@@ -259,14 +267,31 @@ pub async fn answer(
                                 "the subscription is no longer ACTIVE with the source as partner of record",
                             ));
                         }
+                        if !has_own_reseller_link(txn, before.target_partner_id, before.customer_id).await? {
+                            return Err(ApiError::new(
+                                Code::RelationshipRequired,
+                                "the requesting partner needs an ACTIVE reseller relationship with the customer to take the subscription over; reject the transfer or wait until it has one",
+                            ));
+                        }
+                        // The target sells directly (its own reseller link): an indirect reseller of
+                        // record of the source's sale does not follow.
                         let mut switched = current.clone();
                         switched.partner_id = Some(before.target_partner_id);
+                        switched.reseller_id = None;
                         switched.updated_at = actor.now;
-                        let switched = versioned::update_subscription(txn, &stored, switched, None).await?;
+                        let switched = versioned::update_subscription(txn, &stored, switched, None)
+                            .await
+                            .map_err(|err| match err.code {
+                                Code::VersionConflict => ApiError::new(
+                                    Code::InvalidState,
+                                    "the subscription changed while the transfer was being accepted; read it again and retry",
+                                ),
+                                _ => err,
+                            })?;
                         let change =
                             Change::new("subscription.transfer", "SUBSCRIPTION_UPDATED", "Subscription", switched.id)
-                                .partner(switched.partner_id)
-                                .related_partner(before.source_partner_id)
+                                .partner(before.source_partner_id)
+                                .related_partner(before.target_partner_id)
                                 .customer(switched.customer_id)
                                 .diff(Some(&stored), &switched);
                         audit::record(txn, &by, change).await?;
