@@ -245,7 +245,7 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     crate::domain::runner::spawn(
-        crate::domain::Writer::new(state.db.clone()),
+        state.db.clone(),
         settings.platform_tenant,
         state.clock.clone(),
         std::time::Duration::from_secs(args.lifecycle_interval_secs.max(1)),

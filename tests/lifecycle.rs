@@ -7,16 +7,26 @@ use entity::enums::{
     BillingModel, Channel, Cloud, PartnerType, RelationshipKind, RelationshipStatus, SubscriptionStatus, TransferStatus,
 };
 use entity::{relationship, subscription, subscription_transfer};
-use partnerhub::domain::Writer;
-use partnerhub::domain::runner::{RunReport, run_once};
+use partnerhub::domain::runner::{RunReport, run_once, spawn};
 use partnerhub::seed::NewSubscription;
-use sea_orm::EntityTrait;
-use serde_json::json;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::common::TestApp;
+use crate::write_customers::CREATE_CUSTOMER;
 
 const WINDOW: Duration = Duration::hours(168);
+
+/// Everything time-dependent, as the platform reads it through the API.
+const WORLD: &str =
+    "{ subscriptions(first: 100) { nodes { id status termStart termEnd autoRenew cancellationAllowedUntil } }
+    relationships(first: 100) { nodes { id status expiresAt } } transfers(first: 100) { nodes { id status } } }";
+
+async fn world(app: &TestApp) -> Value {
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    app.data(&platform, WORLD, json!({})).await
+}
 
 #[tokio::test]
 async fn r16_runner_renews_expires_and_records_each_change_once() {
@@ -63,20 +73,27 @@ async fn r16_runner_renews_expires_and_records_each_change_once() {
         .await
         .unwrap();
     let transfer = seed.transfer(&usage, q.id, TransferStatus::Pending, now + Duration::days(30)).await.unwrap();
-    let writer = Writer::new(app.db.clone());
+    // An idempotency key (kept 48 hours).
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let input = json!({"companyName": "D", "domain": "d.example", "country": "US", "idempotencyKey": "k-1"});
+    app.data(&platform, CREATE_CUSTOMER, json!({"input": input})).await;
 
     // Nothing is due yet.
-    let report = run_once(&writer, app.platform(), app.clock.now(), WINDOW).await.unwrap();
+    let report = run_once(&app.db, app.platform(), app.clock.now(), WINDOW).await.unwrap();
     assert_eq!(report, RunReport::default());
 
     // 100 days later: one renewal (several terms rolled), one expiry, grant, request and transfer expired.
     app.clock.advance(Duration::days(100));
     let at = app.clock.now();
-    let report = run_once(&writer, app.platform(), at, WINDOW).await.unwrap();
+    let read_before = world(&app).await;
+    let report = run_once(&app.db, app.platform(), at, WINDOW).await.unwrap();
     assert_eq!(report.renewed, 1);
     assert_eq!(report.expired_subscriptions, 1);
     assert_eq!(report.expired_relationships, 2);
     assert_eq!(report.expired_transfers, 1);
+    assert_eq!((report.skipped, report.failed), (0, 0));
+    assert_eq!(report.purged_idempotency_keys, 1);
+    assert_eq!(world(&app).await, read_before, "the stored state is what reads showed before the runner passed");
 
     let renewed = subscription::Entity::find_by_id(renewing.id).one(&app.db).await.unwrap().unwrap();
     assert_eq!(renewed.status, SubscriptionStatus::Active);
@@ -99,14 +116,13 @@ async fn r16_runner_renews_expires_and_records_each_change_once() {
     let untouched = subscription::Entity::find_by_id(external.id).one(&app.db).await.unwrap().unwrap();
     assert_eq!(untouched.version, 1, "subscriptions without a term are left alone");
 
-    // Each change has its audit event by `system`; a second pass does nothing.
-    let platform = app.token(app.platform(), &["platform_admin"]);
-    let data = app.data(&platform, "{ auditEvents { nodes { action actorSubject } } }", json!({})).await;
+    // Each change has its audit event by `system` (and its outbox event); a second pass does nothing.
+    let data = app.data(&platform, "{ auditEvents(first: 100) { nodes { action actorSubject } } }", json!({})).await;
     let mut actions: Vec<String> = data["auditEvents"]["nodes"]
         .as_array()
         .unwrap()
         .iter()
-        .inspect(|e| assert_eq!(e["actorSubject"], "system"))
+        .filter(|e| e["actorSubject"] == "system")
         .map(|e| e["action"].as_str().unwrap().to_owned())
         .collect();
     actions.sort();
@@ -114,7 +130,29 @@ async fn r16_runner_renews_expires_and_records_each_change_once() {
         actions,
         ["relationship.expire", "relationship.expire", "subscription.expire", "subscription.renew", "transfer.expire"]
     );
-    assert_eq!(run_once(&writer, app.platform(), at, WINDOW).await.unwrap(), RunReport::default());
+    let mut types: Vec<String> = entity::outbox_event::Entity::find()
+        .filter(entity::outbox_event::Column::OccurredAt.eq(at))
+        .all(&app.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "RELATIONSHIP_EXPIRED",
+            "RELATIONSHIP_EXPIRED",
+            "SUBSCRIPTION_EXPIRED",
+            "SUBSCRIPTION_RENEWED",
+            "TRANSFER_EXPIRED"
+        ]
+    );
+    let audits = entity::audit_event::Entity::find().count(&app.db).await.unwrap();
+    assert_eq!(run_once(&app.db, app.platform(), at, WINDOW).await.unwrap(), RunReport::default());
+    assert_eq!(entity::audit_event::Entity::find().count(&app.db).await.unwrap(), audits, "idempotent");
+    assert_eq!(world(&app).await, read_before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -128,11 +166,22 @@ async fn r16_two_runners_racing_renew_a_subscription_exactly_once() {
         s.term_months = Some(1);
         seed.subscription(s, 40).await.unwrap();
     }
-    let (a, b) = (Writer::new(app.db.clone()), Writer::new(app.db.clone()));
+    // Two server instances: each pass from its own task (true parallelism on this runtime).
+    let (a, b, tenant) = (app.db.clone(), app.db.clone(), app.platform());
     let now = app.clock.now();
-    let (ra, rb) = tokio::join!(run_once(&a, app.platform(), now, WINDOW), run_once(&b, app.platform(), now, WINDOW));
-    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let (ra, rb) = tokio::join!(
+        tokio::spawn(async move { run_once(&a, tenant, now, WINDOW).await }),
+        tokio::spawn(async move { run_once(&b, tenant, now, WINDOW).await })
+    );
+    let (ra, rb) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
     assert_eq!(ra.renewed + rb.renewed, 10, "{ra:?} {rb:?}");
+    assert_eq!((ra.failed, rb.failed), (0, 0), "a losing runner skips, it does not fail");
+    let renewals = entity::outbox_event::Entity::find()
+        .filter(entity::outbox_event::Column::EventType.eq("SUBSCRIPTION_RENEWED"))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(renewals, 10, "one outbox event per renewal");
     let platform = app.token(app.platform(), &["platform_admin"]);
     let data = app
         .data(&platform, "{ auditEvents(filter: {action: \"subscription.renew\"}) { totalCount } }", json!({}))
@@ -140,4 +189,40 @@ async fn r16_two_runners_racing_renew_a_subscription_exactly_once() {
     assert_eq!(data["auditEvents"]["totalCount"], 10, "one audit event per renewal, none doubled");
     let rows = subscription::Entity::find().all(&app.db).await.unwrap();
     assert!(rows.iter().all(|s| s.version == 2), "each subscription changed exactly once");
+}
+
+#[tokio::test]
+async fn r16_the_spawned_runner_applies_changes_on_time_without_any_read() {
+    let app = TestApp::new().await;
+    let seed = app.seed();
+    let p = seed.partner(Uuid::new_v4(), "P", "p.example", PartnerType::DirectBill, Cloud::Public).await.unwrap();
+    let c = seed.customer(Uuid::new_v4(), "C", "c.example", "US", Cloud::Public).await.unwrap();
+    let mut lapsing = NewSubscription::csp(c.id, p.id, None, BillingModel::LicenseBased);
+    lapsing.term_months = Some(1);
+    lapsing.auto_renew = false;
+    let lapsing = seed.subscription(lapsing, 0).await.unwrap();
+    let runner = spawn(app.db.clone(), app.platform(), app.clock.clone(), std::time::Duration::from_millis(20), WINDOW);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let row = subscription::Entity::find_by_id(lapsing.id).one(&app.db).await.unwrap().unwrap();
+    assert_eq!(row.status, SubscriptionStatus::Active, "nothing is due yet");
+
+    app.clock.advance(Duration::days(40));
+    let mut status = row.status;
+    for _ in 0..250 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        status = subscription::Entity::find_by_id(lapsing.id).one(&app.db).await.unwrap().unwrap().status;
+        if status == SubscriptionStatus::Expired {
+            break;
+        }
+    }
+    assert!(!runner.is_finished(), "the runner keeps running");
+    runner.abort();
+    assert_eq!(status, SubscriptionStatus::Expired, "the runner made the expiry durable");
+    let expiries = entity::audit_event::Entity::find()
+        .filter(entity::audit_event::Column::Action.eq("subscription.expire"))
+        .filter(entity::audit_event::Column::ActorSubject.eq("system"))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(expiries, 1);
 }

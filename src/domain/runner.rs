@@ -11,7 +11,9 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use entity::enums::{RelationshipStatus, SubscriptionStatus, TransferStatus};
 use entity::{relationship, subscription, subscription_transfer};
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use uuid::Uuid;
 
 use super::audit::{self, By, Change};
@@ -30,19 +32,22 @@ pub struct RunReport {
     pub expired_subscriptions: u64,
     pub expired_relationships: u64,
     pub expired_transfers: u64,
-    /// Rows another instance (or a user) changed first.
+    /// Rows another instance (or a user) changed first: left alone, the next pass looks again.
     pub skipped: u64,
+    /// Rows whose change failed for another reason (logged; the next pass tries again).
+    pub failed: u64,
     pub purged_idempotency_keys: u64,
 }
 
-/// Applies every change that is due at `now`.
+/// Applies every change that is due at `now` (at most [`BATCH`] rows of each kind), each in its own
+/// transaction. `window` is the cancellation window a renewed CSP license-based term gets.
 pub async fn run_once(
-    writer: &Writer,
+    db: &DatabaseConnection,
     platform_tenant: Uuid,
     now: DateTime<Utc>,
     window: Duration,
 ) -> ApiResult<RunReport> {
-    let db = writer.connection();
+    let writer = &Writer::new(db.clone());
     let mut report = RunReport::default();
     let by = By::system(platform_tenant, now);
 
@@ -77,9 +82,9 @@ pub async fn run_once(
     .await?
     {
         match outcome {
-            Some(true) => report.renewed += 1,
-            Some(false) => report.expired_subscriptions += 1,
-            None => report.skipped += 1,
+            Outcome::Applied(true) => report.renewed += 1,
+            Outcome::Applied(false) => report.expired_subscriptions += 1,
+            other => report.count_unapplied(&other),
         }
     }
 
@@ -107,7 +112,10 @@ pub async fn run_once(
     })
     .await?
     {
-        if outcome.is_some() { report.expired_relationships += 1 } else { report.skipped += 1 }
+        match outcome {
+            Outcome::Applied(()) => report.expired_relationships += 1,
+            other => report.count_unapplied(&other),
+        }
     }
 
     let due = subscription_transfer::Entity::find()
@@ -134,15 +142,39 @@ pub async fn run_once(
     })
     .await?
     {
-        if outcome.is_some() { report.expired_transfers += 1 } else { report.skipped += 1 }
+        match outcome {
+            Outcome::Applied(()) => report.expired_transfers += 1,
+            other => report.count_unapplied(&other),
+        }
     }
 
     report.purged_idempotency_keys = idempotency::purge(db, now).await?;
     Ok(report)
 }
 
-/// Applies `step` to each row in its own transaction; `None` for rows someone else changed first.
-async fn apply_each<M, T, F>(writer: &Writer, rows: Vec<M>, step: F) -> ApiResult<Vec<Option<T>>>
+/// What became of one due row.
+enum Outcome<T> {
+    Applied(T),
+    /// Someone else changed the row first (version conflict): nothing written.
+    Skipped,
+    /// The change failed otherwise (logged): nothing written.
+    Failed,
+}
+
+impl RunReport {
+    fn count_unapplied<T>(&mut self, outcome: &Outcome<T>) {
+        match outcome {
+            Outcome::Applied(_) => {}
+            Outcome::Skipped => self.skipped += 1,
+            Outcome::Failed => self.failed += 1,
+        }
+    }
+}
+
+/// Applies `step` to each row in its own transaction. A version conflict means another instance (or
+/// a user) changed the row first: skipped silently. Any other failure is logged and the row left for
+/// the next pass, so one bad row never holds up the others.
+async fn apply_each<M, T, F>(writer: &Writer, rows: Vec<M>, step: F) -> ApiResult<Vec<Outcome<T>>>
 where
     M: Send,
     T: Send,
@@ -151,24 +183,28 @@ where
     let mut outcomes = Vec::with_capacity(rows.len());
     for row in rows {
         let step = &step;
-        outcomes.push(skip_conflicts(writer.write(move |txn| step(txn, row)).await)?);
+        outcomes.push(match writer.write(move |txn| step(txn, row)).await {
+            Ok(value) => Outcome::Applied(value),
+            Err(ApiError { code: Code::VersionConflict, .. }) => Outcome::Skipped,
+            Err(err) => {
+                log_error(&err, "lifecycle change failed; retried at the next pass");
+                Outcome::Failed
+            }
+        });
     }
     Ok(outcomes)
 }
 
-/// A version conflict means someone else changed the row first: skip it.
-fn skip_conflicts<T>(outcome: ApiResult<T>) -> ApiResult<Option<T>> {
-    match outcome {
-        Ok(value) => Ok(Some(value)),
-        Err(ApiError { code: Code::VersionConflict, .. }) => Ok(None),
-        Err(err) => Err(err),
-    }
+fn log_error(err: &ApiError, what: &str) {
+    let cause = err.source.as_ref().map(|c| format!("{c:#}")).unwrap_or_default();
+    tracing::error!(code = err.code.as_str(), message = %err.message, error = cause, "{what}");
 }
 
-/// Runs [`run_once`] every `interval` on the server's clock until the process ends; errors are
-/// logged and retried at the next tick.
+/// Runs [`run_once`] every `interval` on the server's clock until the process ends. Errors are
+/// logged and retried at the next tick; each pass runs in its own task, so not even a panic stops
+/// the loop.
 pub fn spawn(
-    writer: Writer,
+    db: DatabaseConnection,
     platform_tenant: Uuid,
     clock: Clock,
     interval: StdDuration,
@@ -179,13 +215,15 @@ pub fn spawn(
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match run_once(&writer, platform_tenant, clock.now(), window).await {
-                Ok(report) if report != RunReport::default() => tracing::info!(?report, "lifecycle changes applied"),
-                Ok(_) => {}
-                Err(err) => {
-                    let cause = err.source.as_ref().map(|c| format!("{c:#}")).unwrap_or_default();
-                    tracing::error!(code = err.code.as_str(), error = cause, "lifecycle pass failed");
+            let (db, now) = (db.clone(), clock.now());
+            let pass = tokio::spawn(async move { run_once(&db, platform_tenant, now, window).await });
+            match pass.await {
+                Ok(Ok(report)) if report != RunReport::default() => {
+                    tracing::info!(?report, "lifecycle changes applied")
                 }
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => log_error(&err, "lifecycle pass failed"),
+                Err(join) => tracing::error!(error = %join, "lifecycle pass panicked"),
             }
         }
     })
