@@ -287,7 +287,17 @@ async fn execute(state: AppState, headers: HeaderMap, format: Format, params: Pa
         request = request.operation_name(name.clone());
     }
     let _ = params.extensions;
-    let mut response = state.schema.execute(request).await;
+    // The operation runs in its own task: when the client goes away, hyper drops this handler's
+    // future, but a mutation already inside its transaction still commits or rolls back on its own
+    // instead of being cut between `BEGIN` and `COMMIT` (see docs on cancellation safety).
+    let schema = state.schema.clone();
+    let mut response = match tokio::spawn(async move { schema.execute(request).await }).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::error!(request_id, error = %err, "the operation's task failed");
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, format, &[(Code::Internal, "internal error".into())]);
+        }
+    };
 
     // Errors raised by the engine itself (parse, validation, limits) carry no code: they are the
     // caller's, never ours.
