@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::config::{DEFAULT_PLATFORM_TENANT, Limits, Settings};
 use crate::db::{self, DEFAULT_DATABASE_URL};
 use crate::demo;
+use crate::graphql::budget::{BucketSettings, BudgetSettings};
 use crate::state::AppState;
 
 /// partnerhub: a multi-tenant GraphQL API server for cloud-reseller partner programs.
@@ -89,6 +90,30 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "PARTNERHUB_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
+    /// Largest response body, in bytes (a bigger one is replaced by an error).
+    #[arg(long, env = "PARTNERHUB_MAX_RESPONSE_BYTES", default_value_t = Limits::default().max_response_bytes)]
+    pub max_response_bytes: usize,
+    /// Longest a request may run, in seconds.
+    #[arg(long, env = "PARTNERHUB_REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
+    pub request_timeout_secs: u64,
+    /// Cost points a tenant's bucket holds (its largest burst); 0 turns tenant budgets off.
+    #[arg(long, env = "PARTNERHUB_TENANT_BUDGET", default_value_t = BudgetSettings::default().tenant.capacity)]
+    pub tenant_budget: u64,
+    /// Cost points returned to a tenant's bucket per second.
+    #[arg(long, env = "PARTNERHUB_TENANT_BUDGET_REFILL", default_value_t = BudgetSettings::default().tenant.refill_per_sec)]
+    pub tenant_budget_refill: u64,
+    /// Cost points an anonymous client's bucket holds (introspection); 0 turns them off.
+    #[arg(long, env = "PARTNERHUB_ANONYMOUS_BUDGET", default_value_t = BudgetSettings::default().anonymous.capacity)]
+    pub anonymous_budget: u64,
+    /// Cost points returned to an anonymous client's bucket per second.
+    #[arg(long, env = "PARTNERHUB_ANONYMOUS_BUDGET_REFILL", default_value_t = BudgetSettings::default().anonymous.refill_per_sec)]
+    pub anonymous_budget_refill: u64,
+    /// Most connections served at once; more wait in the kernel's accept queue.
+    #[arg(long, env = "PARTNERHUB_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Most requests handled at once; more are answered 503 at once.
+    #[arg(long, env = "PARTNERHUB_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
+    pub max_in_flight: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -228,6 +253,16 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             max_depth: args.max_depth,
             max_complexity: args.max_complexity,
             max_body_bytes: args.max_body_bytes,
+            max_response_bytes: args.max_response_bytes,
+            request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
+            max_in_flight: args.max_in_flight.max(1),
+            budgets: BudgetSettings {
+                tenant: BucketSettings { capacity: args.tenant_budget, refill_per_sec: args.tenant_budget_refill },
+                anonymous: BucketSettings {
+                    capacity: args.anonymous_budget,
+                    refill_per_sec: args.anonymous_budget_refill,
+                },
+            },
             ..Limits::default()
         },
         cancellation_window_hours: args.cancellation_window_hours,
@@ -257,7 +292,7 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         print_demo_banner(&url, &settings);
     }
-    axum::serve(listener, crate::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    crate::http::server::serve(listener, crate::app(state), args.max_connections, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -32,17 +32,31 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most ids accepted by `nodes(ids:)`.
     pub max_node_ids: usize,
+    /// Largest response body; a bigger one is replaced by an error.
+    pub max_response_bytes: usize,
+    /// Longest a request may run; a read past it is stopped.
+    pub request_timeout: std::time::Duration,
+    /// Most requests handled at once; more are answered 503 at once.
+    pub max_in_flight: usize,
+    /// Per-tenant cost budgets.
+    pub budgets: crate::graphql::budget::BudgetSettings,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_depth: 12,
-            max_complexity: 1000,
+            // Cost points: connections count `first` × their selection (see graphql::cost). A page of
+            // 50 customers with 10 subscriptions each costs about 3,000.
+            max_complexity: 10_000,
             max_page_size: 100,
             default_page_size: 20,
             max_body_bytes: 1024 * 1024,
             max_node_ids: 100,
+            max_response_bytes: 16 * 1024 * 1024,
+            request_timeout: std::time::Duration::from_secs(30),
+            max_in_flight: 512,
+            budgets: crate::graphql::budget::BudgetSettings::default(),
         }
     }
 }

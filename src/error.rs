@@ -25,6 +25,12 @@ pub enum Code {
     IdempotencyKeyReused,
     PartnerSuspended,
     RateLimited,
+    /// The document does not parse (or nests past what the parser may take).
+    GraphqlParseFailed,
+    /// The document parses but fails validation, or a limit (depth, cost, size).
+    GraphqlValidationFailed,
+    /// The operation ran past the request time limit and was stopped.
+    Timeout,
     Internal,
 }
 
@@ -51,6 +57,9 @@ impl Code {
             Code::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Code::PartnerSuspended => "PARTNER_SUSPENDED",
             Code::RateLimited => "RATE_LIMITED",
+            Code::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
+            Code::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            Code::Timeout => "TIMEOUT",
             Code::Internal => "INTERNAL",
         }
     }

@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use crate::auth::Verifier;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::graphql::budget::Budgets;
 use crate::graphql::{AppSchema, build_schema};
 
 /// Everything handlers share; cheap to clone.
@@ -25,7 +26,8 @@ impl AppState {
     /// Builds the state; fails when no JWT key is configured.
     pub fn new(db: DatabaseConnection, settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let verifier = Verifier::new(settings.auth.clone())?;
-        let schema = build_schema(&settings.limits);
+        let budgets = Arc::new(Budgets::new(settings.limits.budgets));
+        let schema = build_schema(&settings.limits, budgets);
         Ok(Self(Arc::new(Inner { db, schema, verifier, settings, clock })))
     }
 }

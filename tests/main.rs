@@ -8,6 +8,7 @@ mod common;
 mod architecture;
 mod audit;
 mod auth;
+mod hardening;
 mod http;
 mod isolation;
 mod lifecycle;

@@ -12,7 +12,7 @@ fn schema_graphql_is_up_to_date() {
 
 #[tokio::test]
 async fn every_type_and_field_has_a_description() {
-    let schema = partnerhub::graphql::build_schema(&partnerhub::config::Limits::default());
+    let schema = partnerhub::graphql::default_schema();
     let query = "{ __schema { types { name kind description fields { name description } \
                  inputFields { name description } enumValues { name description } } } }";
     let response = schema.execute(query).await;

@@ -1,8 +1,11 @@
 //! The GraphQL layer: schema, roots, types, per-request context and loaders. Errors become
 //! `extensions.code` at this boundary (see `crate::error`).
 
+pub mod budget;
 pub mod connection;
 pub mod context;
+pub mod cost;
+pub mod guard;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
@@ -16,15 +19,21 @@ use crate::config::Limits;
 /// The schema type served by partnerhub.
 pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
 
-/// Builds the schema with the configured limits.
-pub fn build_schema(limits: &Limits) -> AppSchema {
+/// Builds the schema with the configured limits. Depth and cost are checked by [`cost::CostGuard`]
+/// (which names the setting in its errors), together with the document bounds and the budgets.
+pub fn build_schema(limits: &Limits, budgets: std::sync::Arc<budget::Budgets>) -> AppSchema {
     Schema::build(query::Query, mutation::Mutation::default(), EmptySubscription)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
+        .extension(cost::CostGuard::new(budgets, *limits))
         .finish()
+}
+
+/// The schema with default limits and a budget of its own (tests, `partnerhub schema`).
+pub fn default_schema() -> AppSchema {
+    let limits = Limits::default();
+    build_schema(&limits, std::sync::Arc::new(budget::Budgets::new(limits.budgets)))
 }
 
 /// The SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    build_schema(&Limits::default()).sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_enum_items())
+    default_schema().sdl_with_options(SDLExportOptions::new().sorted_fields().sorted_enum_items())
 }

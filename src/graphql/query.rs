@@ -44,6 +44,7 @@ impl Query {
     }
 
     /// Several objects by their global ids, in the order given; `null` for those the caller may not see.
+    #[graphql(complexity = "crate::graphql::cost::lookups(ids.len(), child_complexity)")]
     async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> async_graphql::Result<Vec<Option<Node>>> {
         let rc = RequestCtx::of(ctx)?;
         if ids.len() > rc.limits.max_node_ids {
@@ -60,6 +61,7 @@ impl Query {
     }
 
     /// The partners the caller may see, in onboarding order.
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn partners(
         &self,
         ctx: &Context<'_>,
@@ -77,6 +79,7 @@ impl Query {
     }
 
     /// The customers the caller may see.
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn customers(
         &self,
         ctx: &Context<'_>,
@@ -96,6 +99,7 @@ impl Query {
     }
 
     /// The subscriptions the caller may see, oldest first.
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn subscriptions(
         &self,
         ctx: &Context<'_>,
@@ -119,6 +123,7 @@ impl Query {
     }
 
     /// The relationships the caller is a party to (the platform: all), oldest first.
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn relationships(
         &self,
         ctx: &Context<'_>,
@@ -142,6 +147,7 @@ impl Query {
     }
 
     /// The subscription transfers the caller may see (as source or target partner, or as the customer), oldest first.
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn transfers(
         &self,
         ctx: &Context<'_>,
@@ -159,6 +165,7 @@ impl Query {
     }
 
     /// The audit events the caller caused or that concern it, newest first.
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,

@@ -4,20 +4,24 @@
 //! parse or validate), 405 for mutations over GET, 406/415 for media types we do not speak, and
 //! GraphiQL for browsers.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{ServerError, Variables};
-use axum::body::Bytes;
-use axum::extract::{Query as UrlQuery, State};
-use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE};
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query as UrlQuery, State};
+use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, Code};
+use crate::graphql::budget::BudgetKey;
 use crate::graphql::context::RequestCtx;
+use crate::graphql::cost::DocumentChecked;
 use crate::state::AppState;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -145,7 +149,13 @@ fn params_from_url(get: GetParams) -> Result<Params, String> {
 }
 
 /// `POST /graphql`.
-pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn post(
+    State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let client = connect.map(|Extension(ConnectInfo(addr))| addr.ip());
     let Some(format) = negotiate(&headers) else {
         return error_response(
             StatusCode::NOT_ACCEPTABLE,
@@ -164,14 +174,24 @@ pub async fn post(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             &[(Code::BadUserInput, "send the request as `Content-Type: application/json`".into())],
         );
     }
+    let body = match axum::body::to_bytes(body, state.settings.limits.max_body_bytes).await {
+        Ok(body) => body,
+        Err(err) => return body_error(format, state.settings.limits.max_body_bytes, err),
+    };
     match params_from_json(&body) {
-        Ok(params) => execute(state, headers, format, params, false).await,
+        Ok(params) => execute(state, headers, client, format, params, false).await,
         Err(message) => bad_request(format, message),
     }
 }
 
 /// `GET /graphql`: GraphiQL for browsers, queries (never mutations) for everything else.
-pub async fn get(State(state): State<AppState>, headers: HeaderMap, UrlQuery(get): UrlQuery<GetParams>) -> Response {
+pub async fn get(
+    State(state): State<AppState>,
+    connect: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    UrlQuery(get): UrlQuery<GetParams>,
+) -> Response {
+    let client = connect.map(|Extension(ConnectInfo(addr))| addr.ip());
     if get.query.is_none() && wants_html(&headers) {
         return graphiql().into_response();
     }
@@ -186,7 +206,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, UrlQuery(get
         );
     };
     match params_from_url(get) {
-        Ok(params) => execute(state, headers, format, params, true).await,
+        Ok(params) => execute(state, headers, client, format, params, true).await,
         Err(message) => bad_request(format, message),
     }
 }
@@ -203,23 +223,35 @@ pub fn graphiql() -> Html<String> {
 }
 
 /// Parses, authenticates and runs one GraphQL request, and logs one line about it.
-async fn execute(state: AppState, headers: HeaderMap, format: Format, params: Params, is_get: bool) -> Response {
+async fn execute(
+    state: AppState,
+    headers: HeaderMap,
+    client: Option<IpAddr>,
+    format: Format,
+    params: Params,
+    is_get: bool,
+) -> Response {
     let started = Instant::now();
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
 
     // The document is parsed here first: a GET must not run a mutation, and a document that does not
     // parse is a request error (400 with application/graphql-response+json).
-    let document = match async_graphql::parser::parse_query(&params.query) {
+    // The nesting bound comes first: async-graphql's parser recurses without a limit on values and
+    // list types, and a stack overflow would abort the process (see `graphql::guard`).
+    let parsed = crate::graphql::guard::check_nesting(&params.query).and_then(|()| {
+        async_graphql::parser::parse_query(&params.query).map_err(|e| format!("the document does not parse: {e}"))
+    });
+    let document = match parsed {
         Ok(document) => document,
-        Err(err) => {
+        Err(message) => {
             let status = if format == Format::Json { StatusCode::OK } else { StatusCode::BAD_REQUEST };
-            return error_response(
-                status,
-                format,
-                &[(Code::BadUserInput, format!("the document does not parse: {err}"))],
-            );
+            return error_response(status, format, &[(Code::GraphqlParseFailed, message)]);
         }
     };
+    if let Err(message) = crate::graphql::guard::check_expansion(&document) {
+        let status = if format == Format::Json { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+        return error_response(status, format, &[(Code::GraphqlValidationFailed, message)]);
+    }
     if is_get {
         let mutation = document.operations.iter().any(|(name, op)| {
             let selected = match (&params.operation_name, name) {
@@ -280,9 +312,18 @@ async fn execute(state: AppState, headers: HeaderMap, format: Format, params: Pa
         chrono::Duration::hours(settings.cancellation_window_hours),
         request_id.clone(),
     );
+    let budget_key = match ctx.session() {
+        Ok(session) => BudgetKey::Tenant(session.principal.tenant_id),
+        Err(_) => BudgetKey::Anonymous(client),
+    };
+    let is_query = document.operations.iter().all(|(_, op)| op.node.ty == OperationType::Query);
     let mut request = async_graphql::Request::new(params.query)
         .variables(Variables::from_json(Value::Object(params.variables)))
-        .data(ctx);
+        .data(ctx)
+        .data(budget_key)
+        .data(DocumentChecked);
+    // The engine takes the document parsed above instead of parsing it again.
+    request.set_parsed_query(document);
     if let Some(name) = &params.operation_name {
         request = request.operation_name(name.clone());
     }
@@ -290,12 +331,30 @@ async fn execute(state: AppState, headers: HeaderMap, format: Format, params: Pa
     // The operation runs in its own task: when the client goes away, hyper drops this handler's
     // future, but a mutation already inside its transaction still commits or rolls back on its own
     // instead of being cut between `BEGIN` and `COMMIT` (see docs on cancellation safety).
+    // Past the request time limit a read is stopped (nothing of it is left running); a mutation
+    // is never stopped halfway: its answer is awaited, since its transaction is short and bounded.
     let schema = state.schema.clone();
-    let mut response = match tokio::spawn(async move { schema.execute(request).await }).await {
+    let mut task = tokio::spawn(async move { schema.execute(request).await });
+    let timeout = settings.limits.request_timeout;
+    let joined = match tokio::time::timeout(timeout, &mut task).await {
+        Ok(joined) => joined,
+        Err(_) if is_query => {
+            task.abort();
+            tracing::warn!(request_id, tenant_id, operation, "graphql request stopped at the time limit");
+            let message = format!(
+                "the operation ran longer than {} s (PARTNERHUB_REQUEST_TIMEOUT_SECS) and was stopped; ask for less",
+                timeout.as_secs()
+            );
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, format, &[(Code::Timeout, message)]);
+        }
+        Err(_) => task.await,
+    };
+    let mut response = match joined {
         Ok(response) => response,
         Err(err) => {
             tracing::error!(request_id, error = %err, "the operation's task failed");
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, format, &[(Code::Internal, "internal error".into())]);
+            let errors = [(Code::Internal, "internal error".to_owned())];
+            return error_response(StatusCode::INTERNAL_SERVER_ERROR, format, &errors);
         }
     };
 
@@ -321,7 +380,18 @@ async fn execute(state: AppState, headers: HeaderMap, format: Format, params: Pa
         "graphql request"
     );
 
-    let status = if request_error && !response.errors.is_empty() && format == Format::GraphqlResponseJson {
+    let retry_after = response.errors.iter().find_map(|e| {
+        let ext = e.extensions.as_ref()?;
+        let limited =
+            matches!(ext.get("code"), Some(async_graphql::Value::String(c)) if c == Code::RateLimited.as_str());
+        match ext.get("retryAfter") {
+            Some(async_graphql::Value::Number(n)) if limited => n.as_u64(),
+            _ => None,
+        }
+    });
+    let status = if retry_after.is_some() {
+        StatusCode::TOO_MANY_REQUESTS
+    } else if request_error && !response.errors.is_empty() && format == Format::GraphqlResponseJson {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -331,8 +401,30 @@ async fn execute(state: AppState, headers: HeaderMap, format: Format, params: Pa
     if request_error && let Value::Object(map) = &mut body {
         map.remove("data");
     }
-    let mut http = (status, axum::Json(body)).into_response();
+    let bytes = match serde_json::to_vec(&body) {
+        Ok(bytes) if bytes.len() <= settings.limits.max_response_bytes => bytes,
+        Ok(bytes) => {
+            tracing::warn!(request_id, bytes = bytes.len(), "response over the size limit replaced by an error");
+            let message = format!(
+                "the response would be {} bytes, above the limit of {} (PARTNERHUB_MAX_RESPONSE_BYTES); ask for smaller pages or fewer fields",
+                bytes.len(),
+                settings.limits.max_response_bytes
+            );
+            return error_response(StatusCode::OK, format, &[(Code::BadUserInput, message)]);
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format,
+                &[(Code::Internal, "internal error".into())],
+            );
+        }
+    };
+    let mut http = (status, bytes).into_response();
     http.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    if let Some(secs) = retry_after {
+        http.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
     http
 }
 
@@ -350,4 +442,23 @@ fn auth_error(status: StatusCode, format: Format, err: ApiError) -> Response {
         response.headers_mut().insert("www-authenticate", HeaderValue::from_static("Bearer"));
     }
     response
+}
+
+/// A body that could not be read: too large (413), too slow (408) or broken (400), each answered
+/// as a GraphQL error body.
+fn body_error(format: Format, limit: usize, err: axum::Error) -> Response {
+    let inner = err.into_inner();
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            let message = format!("the request body is larger than {limit} bytes (PARTNERHUB_MAX_BODY_BYTES)");
+            return error_response(StatusCode::PAYLOAD_TOO_LARGE, format, &[(Code::BadUserInput, message)]);
+        }
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            let message = "the request body did not arrive in time".to_owned();
+            return error_response(StatusCode::REQUEST_TIMEOUT, format, &[(Code::BadUserInput, message)]);
+        }
+        cause = error.source();
+    }
+    bad_request(format, "the request body could not be read")
 }

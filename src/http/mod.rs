@@ -3,8 +3,16 @@
 
 pub mod auth;
 pub mod graphql;
+pub mod server;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
@@ -24,11 +32,19 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.settings.cors_origins);
     let body_limit = state.settings.limits.max_body_bytes;
+    let in_flight = Arc::new(Semaphore::new(state.settings.limits.max_in_flight));
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(overloaded))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight)),
+        )
         .layer(cors)
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
@@ -41,6 +57,20 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Longest a client may take to send a request body.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// More requests in flight than `PARTNERHUB_MAX_IN_FLIGHT`: refused at once rather than queued.
+async fn overloaded(_: tower::BoxError) -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"errors": [{"message": "the server is busy; retry shortly", "extensions": {"code": "RATE_LIMITED"}}]})),
+    )
+        .into_response();
+    response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 fn cors_layer(origins: &[String]) -> CorsLayer {

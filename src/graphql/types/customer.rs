@@ -116,6 +116,7 @@ impl Customer {
 
     /// The customer's subscriptions that the caller may see (all of them for the customer itself and
     /// for a partner holding delegated admin; otherwise those the partner sold).
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn subscriptions(
         &self,
         ctx: &Context<'_>,
@@ -138,6 +139,7 @@ impl Customer {
     }
 
     /// The customer's relationships that the caller may see (pending requests included, for the customer).
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn relationships(
         &self,
         ctx: &Context<'_>,
@@ -161,6 +163,7 @@ impl Customer {
 
     /// The partners serving this customer (ACTIVE reseller relationship, as partner or indirect
     /// provider, or ACTIVE unexpired delegated admin), among those the caller may see.
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn partners(
         &self,
         ctx: &Context<'_>,

@@ -90,6 +90,7 @@ impl Partner {
 
     /// The customers this partner serves (an ACTIVE reseller relationship, as partner or indirect
     /// provider, or an ACTIVE unexpired delegated-admin one), among those the caller may see.
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn customers(
         &self,
         ctx: &Context<'_>,
@@ -133,6 +134,7 @@ impl Partner {
     }
 
     /// The indirect resellers of this indirect provider (ACTIVE indirect-reseller relationships).
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn resellers(
         &self,
         ctx: &Context<'_>,
@@ -144,6 +146,7 @@ impl Partner {
     }
 
     /// The indirect providers this indirect reseller sells through (ACTIVE indirect-reseller relationships).
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
     async fn providers(
         &self,
         ctx: &Context<'_>,

@@ -1,0 +1,171 @@
+//! What an operation costs, and the engine extension that enforces the document bounds, the
+//! per-operation cost limit and the per-tenant budget before any resolver runs.
+//!
+//! Cost: async-graphql's complexity, where every field costs 1 plus what it selects, and every
+//! connection field costs `first` (default 20) times its selection, plus 1 ([`connection`]), so
+//! nested pages multiply and aliases add up. The cost is known after validation and before
+//! execution; it is checked against `PARTNERHUB_MAX_COMPLEXITY`, then charged to the caller's
+//! bucket ([`super::budget`]), and reported in `extensions.cost` of the response.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
+
+use super::budget::{BudgetKey, Budgets, Charge};
+use super::guard;
+use crate::config::Limits;
+use crate::error::Code;
+
+/// Page size assumed when a connection is asked for without `first`.
+const DEFAULT_FIRST: usize = 20;
+
+/// Cost of a connection field: `first` times its selection's cost, plus 1.
+pub fn connection(first: Option<i32>, child_complexity: usize) -> usize {
+    let rows = first.map_or(DEFAULT_FIRST, |n| n.max(0) as usize);
+    rows.saturating_mul(child_complexity).saturating_add(1)
+}
+
+/// Cost of `nodes(ids:)`: one lookup per id.
+pub fn lookups(ids: usize, child_complexity: usize) -> usize {
+    ids.saturating_mul(child_complexity).saturating_add(1)
+}
+
+/// An error of the engine's phases, with its code.
+pub fn coded_error(code: Code, message: impl Into<String>) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    error.extensions.get_or_insert_with(Default::default).set("code", code.as_str());
+    error
+}
+
+/// Request data: the document was parsed and its bounds checked before the engine saw it (the HTTP
+/// layer does this, and hands the parsed document over).
+pub struct DocumentChecked;
+
+/// The extension factory installed on the schema.
+pub struct CostGuard {
+    budgets: Arc<Budgets>,
+    limits: Limits,
+}
+
+impl CostGuard {
+    pub fn new(budgets: Arc<Budgets>, limits: Limits) -> Self {
+        Self { budgets, limits }
+    }
+}
+
+impl ExtensionFactory for CostGuard {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PerRequest { budgets: self.budgets.clone(), limits: self.limits, charge: Mutex::new(None) })
+    }
+}
+
+struct PerRequest {
+    budgets: Arc<Budgets>,
+    limits: Limits,
+    charge: Mutex<Option<Charge>>,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for PerRequest {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        let charge = *self.charge.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(charge) = charge {
+            response.extensions.insert("cost".into(), cost_value(&charge));
+        }
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        // The engine's own parse step walks fragment spreads without memory (its recursion check),
+        // which a document of fragments that each spread the next twice turns into 2^n steps. So
+        // the bounds are checked on a parse of our own first, unless the HTTP layer already did.
+        if ctx.data_opt::<DocumentChecked>().is_none() {
+            guard::check_nesting(query).map_err(|m| coded_error(Code::GraphqlParseFailed, m))?;
+            let document = async_graphql::parser::parse_query(query)
+                .map_err(|e| coded_error(Code::GraphqlParseFailed, format!("the document does not parse: {e}")))?;
+            guard::check_expansion(&document).map_err(|m| coded_error(Code::GraphqlValidationFailed, m))?;
+        }
+        next.run(ctx, query, variables).await.map_err(|mut err| {
+            err.extensions.get_or_insert_with(Default::default).set("code", Code::GraphqlParseFailed.as_str());
+            err
+        })
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|mut err| {
+                    let ext = err.extensions.get_or_insert_with(Default::default);
+                    if ext.get("code").is_none() {
+                        ext.set("code", Code::GraphqlValidationFailed.as_str());
+                    }
+                    err
+                })
+                .collect::<Vec<_>>()
+        })?;
+        if result.depth > self.limits.max_depth {
+            return Err(vec![coded_error(
+                Code::GraphqlValidationFailed,
+                format!(
+                    "the operation nests {} levels deep; the limit is {} (PARTNERHUB_MAX_DEPTH)",
+                    result.depth, self.limits.max_depth
+                ),
+            )]);
+        }
+        if result.complexity > self.limits.max_complexity {
+            return Err(vec![coded_error(
+                Code::GraphqlValidationFailed,
+                format!(
+                    "the operation costs {} points; the limit is {} (PARTNERHUB_MAX_COMPLEXITY). \
+                     Each connection costs `first` times what it selects: ask for smaller pages",
+                    result.complexity, self.limits.max_complexity
+                ),
+            )]);
+        }
+        if let Some(key) = ctx.data_opt::<BudgetKey>() {
+            let charge = self.budgets.charge(key, result.complexity as u64, Instant::now(), chrono::Utc::now());
+            *self.charge.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(charge);
+            if !charge.allowed {
+                let mut error = coded_error(
+                    Code::RateLimited,
+                    format!(
+                        "the operation costs {} points and the budget of your tenant holds {}; retry in {} s",
+                        charge.cost, charge.remaining, charge.retry_after_secs
+                    ),
+                );
+                error.extensions.get_or_insert_with(Default::default).set("retryAfter", charge.retry_after_secs);
+                return Err(vec![error]);
+            }
+        }
+        Ok(result)
+    }
+}
+
+fn cost_value(charge: &Charge) -> Value {
+    let mut map = async_graphql::indexmap::IndexMap::new();
+    map.insert(async_graphql::Name::new("requestedQueryCost"), Value::from(charge.cost));
+    let remaining = if charge.remaining == u64::MAX { Value::Null } else { Value::from(charge.remaining) };
+    map.insert(async_graphql::Name::new("remaining"), remaining);
+    map.insert(
+        async_graphql::Name::new("resetAt"),
+        Value::from(charge.reset_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+    );
+    Value::Object(map)
+}

@@ -1,0 +1,174 @@
+//! Bounds on a GraphQL document, checked before the engine recurses over it.
+//!
+//! async-graphql's parser (a pest grammar, 7.2) limits its recursion only for selection sets: a
+//! value such as `[[[[…]]]]`, a nested input object or a list type `[[[Int]]]` a few thousand levels
+//! deep overflows the thread's stack, and a stack overflow aborts the whole process. So before the
+//! parser sees a document, [`check_nesting`] scans it once, without recursion, and refuses any
+//! bracket nesting deeper than [`MAX_NESTING`]. After parsing, [`check_expansion`] bounds what the
+//! validator and executor will walk once fragments are expanded: a chain of fragment spreads
+//! (`...F1` → `...F2` → …) counts as nesting, and fragments that each spread the next one twice
+//! (which doubles the work at every step) cannot grow past [`MAX_SELECTIONS`] fields.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{Name, Positioned};
+
+/// Deepest nesting of `{`, `[` and `(` accepted in a document. The standard introspection query
+/// needs 11; the parser itself refuses selection sets deeper than 64.
+pub const MAX_NESTING: usize = 64;
+
+/// Most fields an operation may select once its fragments are expanded (aliases included).
+pub const MAX_SELECTIONS: usize = 5_000;
+
+/// Refuses documents nested deeper than [`MAX_NESTING`], without parsing them.
+pub fn check_nesting(query: &str) -> Result<(), String> {
+    let bytes = query.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                // Block string: ends at the next `"""` not escaped as `\"""`.
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += if bytes[i..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(format!(
+                        "the document nests brackets deeper than {MAX_NESTING} levels (a fixed limit that protects the parser)"
+                    ));
+                }
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// What a selection set costs to walk once fragments are expanded.
+#[derive(Clone, Copy)]
+struct Expanded {
+    fields: usize,
+    depth: usize,
+}
+
+/// Refuses documents whose fragment spreads nest deeper than [`MAX_NESTING`] levels, form a cycle,
+/// or expand to more than [`MAX_SELECTIONS`] fields in one operation.
+pub fn check_expansion(doc: &ExecutableDocument) -> Result<(), String> {
+    let mut walker = Walker { doc, done: HashMap::new(), active: Vec::new() };
+    for (_, operation) in doc.operations.iter() {
+        let expanded = walker.selection_set(&operation.node.selection_set, 0)?;
+        if expanded.depth > MAX_NESTING * 2 {
+            return Err(format!(
+                "selections and fragment spreads nest {} levels deep once expanded; at most {} are allowed",
+                expanded.depth,
+                MAX_NESTING * 2
+            ));
+        }
+        if expanded.fields > MAX_SELECTIONS {
+            return Err(format!(
+                "the operation selects {} fields once its fragments are expanded; at most {MAX_SELECTIONS} are allowed",
+                expanded.fields
+            ));
+        }
+    }
+    Ok(())
+}
+
+struct Walker<'a> {
+    doc: &'a ExecutableDocument,
+    /// Fragments already measured: each is walked once, however often it is spread.
+    done: HashMap<&'a str, Expanded>,
+    /// Fragments being measured (the spread path), to stop at cycles.
+    active: Vec<&'a str>,
+}
+
+impl<'a> Walker<'a> {
+    fn selection_set(&mut self, set: &'a Positioned<SelectionSet>, level: usize) -> Result<Expanded, String> {
+        if level > MAX_NESTING {
+            return Err(format!(
+                "selections and fragment spreads nest deeper than {MAX_NESTING} levels (a fixed limit)"
+            ));
+        }
+        let mut total = Expanded { fields: 0, depth: 0 };
+        for item in &set.node.items {
+            let inner = match &item.node {
+                Selection::Field(field) => {
+                    let sub = self.selection_set(&field.node.selection_set, level + 1)?;
+                    Expanded { fields: sub.fields.saturating_add(1), depth: sub.depth }
+                }
+                Selection::InlineFragment(fragment) => self.selection_set(&fragment.node.selection_set, level + 1)?,
+                Selection::FragmentSpread(spread) => self.fragment(&spread.node.fragment_name.node, level + 1)?,
+            };
+            total.fields = total.fields.saturating_add(inner.fields);
+            // Every field, inline fragment and spread is one more level for the engine's visitors.
+            total.depth = total.depth.max(inner.depth.saturating_add(1));
+            if total.fields > MAX_SELECTIONS.saturating_mul(4) {
+                // Far past the limit already: stop walking (the caller reports the limit).
+                return Ok(total);
+            }
+        }
+        Ok(total)
+    }
+
+    fn fragment(&mut self, name: &'a Name, level: usize) -> Result<Expanded, String> {
+        if let Some(known) = self.done.get(name.as_str()) {
+            return Ok(*known);
+        }
+        if self.active.contains(&name.as_str()) {
+            return Err(format!("fragment `{name}` spreads itself (directly or through other fragments)"));
+        }
+        // An unknown fragment is the validator's to report; it expands to nothing here.
+        let Some(fragment) = self.doc.fragments.get(name) else { return Ok(Expanded { fields: 0, depth: 0 }) };
+        self.active.push(name.as_str());
+        let expanded = self.selection_set(&fragment.node.selection_set, level);
+        self.active.pop();
+        let expanded = expanded?;
+        self.done.insert(name.as_str(), expanded);
+        Ok(expanded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brackets_inside_strings_and_comments_do_not_count() {
+        let deep = "[".repeat(200);
+        let query = format!("{{ __typename # {deep}\n }}");
+        assert!(check_nesting(&query).is_ok());
+        let query = format!("{{ f(a: \"{deep}\") }}");
+        assert!(check_nesting(&query).is_ok());
+        let query = format!("{{ f(a: \"\"\"{deep} \\\"\"\" {deep}\"\"\") }}");
+        assert!(check_nesting(&query).is_ok());
+        let query = format!("{{ f(a: \"\\\"{deep}\") }}");
+        assert!(check_nesting(&query).is_ok());
+    }
+
+    #[test]
+    fn deep_values_are_refused_before_parsing() {
+        let query = format!("{{ __typename(x: {}1{}) }}", "[".repeat(65), "]".repeat(65));
+        assert!(check_nesting(&query).is_err());
+        let query = format!("{{ __typename(x: {}1{}) }}", "[".repeat(60), "]".repeat(60));
+        assert!(check_nesting(&query).is_ok());
+    }
+}

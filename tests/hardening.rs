@@ -1,0 +1,360 @@
+//! Hostile input: no document crashes the server, costly operations are refused before they run,
+//! tenants spend their own budgets, and oversized or slow requests get clear errors.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use entity::enums::{BillingModel, Cloud, PartnerType, RelationshipKind, RelationshipStatus};
+use partnerhub::config::Settings;
+use partnerhub::graphql::budget::{BucketSettings, BudgetSettings};
+use partnerhub::seed::NewSubscription;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::{SECRET, TestApp, error_code};
+
+fn post(query: &str) -> Request<Body> {
+    post_raw(json!({ "query": query }).to_string().into_bytes())
+}
+
+fn post_raw(body: Vec<u8>) -> Request<Body> {
+    Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(Body::from(body))
+        .expect("request")
+}
+
+fn get(query: &str) -> Request<Body> {
+    let url = format!("/graphql?query={}", urlencode(query));
+    Request::get(url).header("accept", "application/json").body(Body::empty()).expect("request")
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The server still answers a plain query.
+async fn assert_alive(app: &TestApp) {
+    let (status, _, body) = app.send(post("{ __typename }")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["__typename"], "Query");
+}
+
+/// The documents that overflowed the parser's stack: 2,000 levels of lists, input objects, list
+/// types and directive arguments, each about 4 KB.
+fn crash_documents() -> Vec<String> {
+    let n = 2000;
+    vec![
+        format!("{{ __typename(x: {}1{}) }}", "[".repeat(n), "]".repeat(n)),
+        format!("{{ __typename(x: {}1{}) }}", "{a:".repeat(n), "}".repeat(n)),
+        format!("query($v: {}Int{}) {{ __typename }}", "[".repeat(n), "]".repeat(n)),
+        format!("{{ __typename @include(if: {}true{}) }}", "[".repeat(n), "]".repeat(n)),
+        format!("{}__typename{}", "{a ".repeat(n), "}".repeat(n)),
+        format!("{{ __typename(x: {}1 ", "[".repeat(n)),
+    ]
+}
+
+#[tokio::test]
+async fn the_4kb_crash_documents_answer_graphql_parse_failed_over_post_and_get() {
+    let app = TestApp::new().await;
+    for document in crash_documents() {
+        for request in [post(&document), get(&document)] {
+            let (status, _, body) = app.send(request).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(error_code(&body), Some("GRAPHQL_PARSE_FAILED"), "{body}");
+            assert!(body.get("data").is_none(), "{body}");
+        }
+    }
+    // Just under the bound still parses (and then fails validation: `id` is not a list).
+    let document = format!("{{ node(id: {}1{}) {{ id }} }}", "[".repeat(60), "]".repeat(60));
+    let (_, _, body) = app.send(post(&document)).await;
+    assert_eq!(error_code(&body), Some("GRAPHQL_VALIDATION_FAILED"), "{body}");
+    assert_alive(&app).await;
+}
+
+#[tokio::test]
+async fn fragment_chains_cycles_and_doubling_are_refused_before_validation() {
+    let app = TestApp::new().await;
+    // A chain of 3,000 fragments, each spreading the next.
+    let mut chain = String::from("{ ...F0 }\n");
+    for i in 0..3000 {
+        chain.push_str(&format!("fragment F{i} on Query {{ __typename ...F{} }}\n", i + 1));
+    }
+    chain.push_str("fragment F3000 on Query { __typename }\n");
+    // Thirty fragments, each spreading the next one twice: 2^30 fields once expanded.
+    let mut doubling2 = String::from("query { ...E0 }\n");
+    for i in 0..30 {
+        doubling2.push_str(&format!(
+            "fragment E{i} on Query {{ a{i}: __typename ...E{n} x{i}: __typename ...E{n} }}\n",
+            n = i + 1
+        ));
+    }
+    doubling2.push_str("fragment E30 on Query { __typename }\n");
+    let cycle = "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }".to_owned();
+    for document in [chain, doubling2, cycle] {
+        let (status, _, body) = app.send(post(&document)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let code = error_code(&body);
+        assert!(matches!(code, Some("GRAPHQL_VALIDATION_FAILED" | "GRAPHQL_PARSE_FAILED")), "{body}");
+        assert!(body.get("data").is_none(), "{body}");
+    }
+    assert_alive(&app).await;
+}
+
+/// A partner seeing `customers` customers with `subscriptions` subscriptions each.
+async fn partner_with_customers(app: &TestApp, customers: usize, subscriptions: usize) -> Uuid {
+    let tid = Uuid::new_v4();
+    let seed = app.seed();
+    let domain = format!("p{}.example", tid.simple());
+    let partner = seed.partner(tid, "Noisy", &domain, PartnerType::DirectBill, Cloud::Public).await.expect("partner");
+    for i in 0..customers {
+        let domain = format!("c{i}-{}.example", tid.simple());
+        let customer = seed.customer(Uuid::new_v4(), &format!("C{i}"), &domain, "US", Cloud::Public).await.expect("c");
+        seed.relationship(
+            RelationshipKind::Reseller,
+            RelationshipStatus::Active,
+            partner.id,
+            Some(&customer),
+            None,
+            "",
+            None,
+        )
+        .await
+        .expect("relationship");
+        for _ in 0..subscriptions {
+            seed.subscription(NewSubscription::csp(customer.id, partner.id, None, BillingModel::UsageBased), 1)
+                .await
+                .expect("subscription");
+        }
+    }
+    tid
+}
+
+#[tokio::test]
+async fn alias_amplification_is_refused_before_any_resolver_runs() {
+    let app = TestApp::new().await;
+    let tid = partner_with_customers(&app, 3, 2).await;
+    let token = app.token(tid, &["admin_agent"]);
+    let aliases: String = (0..200)
+        .map(|i| {
+            format!("a{i}: customers(first: 100) {{ nodes {{ subscriptions(first: 100) {{ nodes {{ id }} }} }} }}\n")
+        })
+        .collect();
+    let before = app.statement_count();
+    let body = app.gql_as(Some(&token), &format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(error_code(&body), Some("GRAPHQL_VALIDATION_FAILED"), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("PARTNERHUB_MAX_COMPLEXITY"), "{message}");
+    assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+    // Authentication reads the tenant; nothing else is read.
+    assert!(app.statement_count() - before <= 2, "resolvers ran: {} statements", app.statement_count() - before);
+
+    // One of them alone costs 1 + 100 × (1 + 1 + 100 × 2) = 20,201 points: over the limit too.
+    let one = "{ customers(first: 100) { nodes { subscriptions(first: 100) { nodes { id } } } } }";
+    let body = app.gql_as(Some(&token), one, json!({})).await;
+    assert_eq!(error_code(&body), Some("GRAPHQL_VALIDATION_FAILED"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap_or_default().contains("20201"), "{body}");
+
+    // A page of 20 customers with 10 subscriptions each is an ordinary query and runs.
+    let fine = "{ customers(first: 20) { nodes { subscriptions(first: 10) { nodes { id } } } } }";
+    let body = app.gql_as(Some(&token), fine, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["extensions"]["cost"]["requestedQueryCost"], 20 * (1 + 1 + 10 * 2) + 1);
+}
+
+fn small_budget() -> Settings {
+    let mut settings = Settings::development(SECRET);
+    settings.limits.budgets = BudgetSettings {
+        tenant: BucketSettings { capacity: 1000, refill_per_sec: 1 },
+        anonymous: BucketSettings { capacity: 20, refill_per_sec: 1 },
+    };
+    settings
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_budget_gets_429_with_retry_after_and_others_are_unaffected() {
+    let app = TestApp::with_settings(small_budget()).await;
+    let noisy = partner_with_customers(&app, 2, 1).await;
+    let quiet = partner_with_customers(&app, 2, 1).await;
+    let noisy_token = app.token(noisy, &["admin_agent"]);
+    let quiet_token = app.token(quiet, &["admin_agent"]);
+    // customers(first: 100) { nodes { id companyName } } costs 1 + 100 × 3 = 301.
+    let query = r#"{"query":"{ customers(first: 100) { nodes { id companyName } } }"}"#;
+    let send = |token: &str| {
+        Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(query))
+            .expect("request")
+    };
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let (status, _, body) = app.send(send(&noisy_token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["extensions"]["cost"]["requestedQueryCost"], 301);
+        assert!(body["extensions"]["cost"]["resetAt"].is_string(), "{body}");
+        remaining.push(body["extensions"]["cost"]["remaining"].as_u64().expect("remaining"));
+    }
+    assert!(remaining[0] > remaining[1] && remaining[1] > remaining[2], "{remaining:?}");
+    let before = app.statement_count();
+    let (status, headers, body) = app.send(send(&noisy_token)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+    let retry_after: u64 = headers["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!(retry_after >= 1, "{retry_after}");
+    assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+    assert!(app.statement_count() - before <= 2, "resolvers ran after the budget refused the operation");
+
+    // The quiet tenant has its own bucket.
+    let (status, _, body) = app.send(send(&quiet_token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["data"]["customers"]["nodes"].is_array(), "{body}");
+}
+
+#[tokio::test]
+async fn anonymous_introspection_has_a_small_budget_of_its_own() {
+    let app = TestApp::with_settings(small_budget()).await;
+    let query = "{ __schema { queryType { name } types { name fields { name } } } }";
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let (status, _, body) = app.send(post(query)).await;
+        statuses.push(status);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(error_code(&body), Some("RATE_LIMITED"), "{body}");
+            break;
+        }
+        assert!(body["extensions"]["cost"]["requestedQueryCost"].as_u64().is_some(), "{body}");
+    }
+    assert_eq!(statuses.first(), Some(&StatusCode::OK));
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    // A signed-in tenant is not charged to the anonymous bucket.
+    let tid = partner_with_customers(&app, 1, 0).await;
+    let body = app.gql_as(Some(&app.token(tid, &["reader", "admin_agent"])), query, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_with_a_graphql_error() {
+    let app = TestApp::new().await;
+    let padding = " ".repeat(app.settings.limits.max_body_bytes + 10);
+    let body = format!(r#"{{"query":"{{ __typename }}{padding}"}}"#).into_bytes();
+    let (status, _, body) = app.send(post_raw(body)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap_or_default().contains("PARTNERHUB_MAX_BODY_BYTES"));
+}
+
+#[tokio::test]
+async fn a_read_past_the_time_limit_is_stopped_with_a_timeout_error() {
+    let mut settings = Settings::development(SECRET);
+    settings.limits.request_timeout = std::time::Duration::ZERO;
+    let app = TestApp::with_settings(settings).await;
+    let tid = partner_with_customers(&app, 1, 0).await;
+    let token = app.token(tid, &["admin_agent"]);
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(r#"{"query":"{ customers { totalCount } }"}"#))
+        .expect("request");
+    let (status, _, body) = app.send(request).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(error_code(&body), Some("TIMEOUT"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap_or_default().contains("PARTNERHUB_REQUEST_TIMEOUT_SECS"));
+}
+
+/// One generated hostile document (or raw body).
+fn hostile_body(rng: &mut StdRng) -> Vec<u8> {
+    let depth = rng.random_range(1..3000);
+    let document = match rng.random_range(0..14) {
+        0 => format!("{{ __typename(x: {}1{}) }}", "[".repeat(depth), "]".repeat(depth)),
+        1 => format!("{{ __typename(x: {}1{}) }}", "{a:".repeat(depth), "}".repeat(depth)),
+        2 => format!("query($v: {}Int{}) {{ __typename }}", "[".repeat(depth), "]".repeat(depth)),
+        3 => format!("{}__typename{}", "{ viewer ".repeat(depth.min(200)), "}".repeat(depth.min(200))),
+        4 => {
+            let n = rng.random_range(1..5000);
+            format!("{{ {} }}", (0..n).map(|i| format!("a{i}: __typename")).collect::<Vec<_>>().join(" "))
+        }
+        5 => {
+            let n = rng.random_range(1..500);
+            format!("{{ __typename {} }}", "@include(if: true) ".repeat(n))
+        }
+        6 => {
+            let n = rng.random_range(1..2000);
+            let mut doc = String::from("{ ...F0 }");
+            for i in 0..n {
+                doc.push_str(&format!(" fragment F{i} on Query {{ __typename ...F{} }}", i + 1));
+            }
+            doc
+        }
+        7 => format!("{{ customers(filter: {{search: \"{}\"}}) {{ totalCount }} }}", "x".repeat(depth * 100)),
+        8 => "{ customers(filter: {search: \"a\\u0000b\"}) { totalCount } }".to_owned(),
+        9 => {
+            // Random bytes, often not UTF-8 and not JSON at all.
+            return (0..rng.random_range(0..2000)).map(|_| rng.random()).collect();
+        }
+        10 => {
+            // Valid JSON around invalid UTF-8 in the document.
+            let mut body = br#"{"query":"{ __typename "#.to_vec();
+            body.extend([0xff, 0xfe, 0xc3]);
+            body.extend(br#" }"}"#);
+            return body;
+        }
+        11 => {
+            // Deeply nested variables.
+            let n = rng.random_range(1..3000);
+            let variables = format!("{}1{}", "[".repeat(n), "]".repeat(n));
+            return format!(r#"{{"query":"query($v: [Int]) {{ __typename }}","variables":{{"v":{variables}}}}}"#)
+                .into_bytes();
+        }
+        12 => {
+            let keep: String = crash_documents().concat().chars().filter(|_| rng.random_bool(0.97)).collect();
+            keep
+        }
+        _ => {
+            let n = rng.random_range(1..200);
+            format!(
+                "{{ {} }}",
+                (0..n)
+                    .map(|i| format!("c{i}: customers(first: 100) {{ nodes {{ id }} }}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            )
+        }
+    };
+    json!({ "query": document }).to_string().into_bytes()
+}
+
+#[tokio::test]
+async fn generated_hostile_documents_get_a_graphql_answer_and_the_server_stays_up() {
+    let app = TestApp::new().await;
+    let tid = partner_with_customers(&app, 2, 1).await;
+    let token = app.token(tid, &["admin_agent"]);
+    let seed: u64 = std::env::var("HOSTILE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
+    let mut rng = StdRng::seed_from_u64(seed);
+    for i in 0..400 {
+        let body = hostile_body(&mut rng);
+        let mut request = post_raw(body.clone());
+        if i % 2 == 0 {
+            request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+        }
+        let (status, _, answer) = app.send(request).await;
+        let shown = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        assert!(
+            [StatusCode::OK, StatusCode::BAD_REQUEST, StatusCode::PAYLOAD_TOO_LARGE].contains(&status),
+            "case {i} ({shown}): status {status}: {answer}"
+        );
+        let graphql_shaped = answer.get("data").is_some() || answer["errors"][0]["message"].is_string();
+        assert!(graphql_shaped, "case {i} ({shown}): {answer}");
+        for error in answer["errors"].as_array().into_iter().flatten() {
+            assert_ne!(error["extensions"]["code"], "INTERNAL", "case {i} ({shown}): {answer}");
+        }
+    }
+    assert_alive(&app).await;
+}
