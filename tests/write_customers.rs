@@ -257,3 +257,27 @@ async fn r14_create_customer_is_idempotent_under_concurrent_repeats() {
     input["idempotencyKey"] = json!("create-adatum-1");
     app.data(&other, CREATE_CUSTOMER, json!({"input": input})).await;
 }
+
+#[tokio::test]
+async fn r2_the_platform_tenant_id_is_taken() {
+    let app = TestApp::new().await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let partner = app.token(tid, &["admin_agent"]);
+    let before = audit_count(&app).await;
+    let mut input = customer_input("Impostor", "impostor.example");
+    input["tenantId"] = json!(app.platform());
+    for token in [&platform, &partner] {
+        let body = app.gql_as(Some(token), CREATE_CUSTOMER, json!({"input": input})).await;
+        assert_eq!(error_code(&body), Some("CONFLICT"), "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("tenant id"), "{body}");
+    }
+    let partner_input = json!({"tenantId": app.platform(), "name": "X", "domain": "x.example", "partnerType": "DIRECT_BILL", "partnerNetworkId": "PN-x"});
+    let body = app.gql_as(Some(&platform), ONBOARD, json!({"input": partner_input})).await;
+    assert_eq!(error_code(&body), Some("CONFLICT"), "{body}");
+    assert_eq!(audit_count(&app).await, before, "nothing was written");
+    // The platform's token still means the platform.
+    let data = app.data(&platform, "{ viewer { tenantKind } customers { totalCount } }", json!({})).await;
+    assert_eq!(data["viewer"]["tenantKind"], "PLATFORM");
+    assert_eq!(data["customers"]["totalCount"], 0);
+}

@@ -159,7 +159,8 @@ async fn create_in(
         }
     };
     rules::r3_not_a_partner(txn, Some(domain.as_str()), Some(tenant_id)).await?;
-    rules::r2_register_tenant(txn, tenant_id, TenantKind::Customer, &domain, now).await?;
+    rules::r2_register_tenant(txn, tenant_id, TenantKind::Customer, &domain, actor.principal.platform_tenant, now)
+        .await?;
     let customer = customer::Model {
         id: Uuid::now_v7(),
         tenant_id,

@@ -12,15 +12,20 @@ use super::inputs::Domain;
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult, Code};
 
-/// R2: tenant ids and domains are unique across partners and customers. Registers the pair in the
-/// shared registry (whose unique keys are the final word when two requests race).
+/// R2: tenant ids and domains are unique across partners and customers, and the platform's own
+/// tenant id (configured, not a registry row) is taken too. Registers the pair in the shared registry
+/// (whose unique keys are the final word when two requests race).
 pub async fn r2_register_tenant<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
     kind: TenantKind,
     domain: &Domain,
+    platform_tenant: Uuid,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
+    if tenant_id == platform_tenant {
+        return Err(tenant_id_taken(tenant_id));
+    }
     let taken = tenant::Entity::find()
         .filter(
             Condition::any()
@@ -36,7 +41,7 @@ pub async fn r2_register_tenant<C: ConnectionTrait>(
         ));
     }
     if !taken.is_empty() {
-        return Err(ApiError::new(Code::Conflict, format!("the tenant id {tenant_id} is already registered")));
+        return Err(tenant_id_taken(tenant_id));
     }
     let insert = tenant::Model { tenant_id, kind, domain: domain.as_str().to_owned(), created_at: now }
         .into_active_model()
@@ -48,6 +53,13 @@ pub async fn r2_register_tenant<C: ConnectionTrait>(
     )
     .await?;
     Ok(())
+}
+
+fn tenant_id_taken(tenant_id: Uuid) -> ApiError {
+    ApiError::new(
+        Code::Conflict,
+        format!("the tenant id {tenant_id} is already registered; leave tenantId out to have one generated"),
+    )
 }
 
 /// R3: CSP partners cannot resell to other CSP partners: a domain or tenant id that belongs to a
