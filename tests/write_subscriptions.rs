@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::common::{TestApp, error_code};
 use crate::write_customers::{CREATE_CUSTOMER, onboard};
-use crate::write_relationships::{linked, platform_customer};
+use crate::write_relationships::{ACCEPT, INVITE, TERMINATE, linked, platform_customer};
 
 pub const SELL: &str = "mutation($i: CreateSubscriptionInput!) { createSubscription(input: $i) {
     subscription { id version status quantity termEnd autoRenew cancellationAllowedUntil partner { id } reseller { id } } } }";
@@ -375,4 +375,39 @@ async fn r6_r17_resellers_and_suspended_partners_cannot_sell() {
     let reseller = app.token(rtid, &["admin_agent"]);
     let body = app.gql_as(Some(&reseller), SELL, json!({"i": usage(&customer)})).await;
     assert_eq!(error_code(&body), Some("INDIRECT_RESELLER_CANNOT_TRANSACT"));
+}
+
+#[tokio::test]
+async fn r5_an_indirect_provider_cannot_sell_for_a_reseller_that_ended_their_link() {
+    let app = TestApp::new().await;
+    let (reseller_id, reseller_tid) =
+        onboard(&app, "Tailspin", "tailspin.example", "INDIRECT_RESELLER", "PUBLIC").await;
+    let (_, provider_tid) = onboard(&app, "Northwind", "northwind.example", "INDIRECT_PROVIDER", "PUBLIC").await;
+    let reseller = app.token(reseller_tid, &["admin_agent"]);
+    let provider = app.token(provider_tid, &["admin_agent"]);
+    let invite =
+        app.data(&provider, INVITE, json!({"i": {"resellerId": reseller_id}})).await["inviteReseller"]["relationship"]
+            ["id"]
+            .clone();
+    app.data(&reseller, ACCEPT, json!({"i": {"id": invite}})).await;
+    let input =
+        json!({"companyName": "Litware", "domain": "litware.example", "country": "DE", "resellerId": reseller_id});
+    let customer =
+        app.data(&provider, CREATE_CUSTOMER, json!({"input": input})).await["createCustomer"]["customer"]["id"].clone();
+    let mut sale = usage(&customer);
+    sale["resellerId"] = json!(reseller_id);
+    app.data(&provider, SELL, json!({"i": sale})).await;
+
+    // The reseller leaves the provider: the provider no longer sells in its name.
+    app.data(&reseller, TERMINATE, json!({"i": {"id": invite}})).await;
+    let body = app.gql_as(Some(&provider), SELL, json!({"i": sale})).await;
+    assert_eq!(error_code(&body), Some("RELATIONSHIP_REQUIRED"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("indirect-reseller"), "{body}");
+    let data = app.data(&provider, "{ subscriptions { totalCount } }", json!({})).await;
+    assert_eq!(data["subscriptions"]["totalCount"], 1, "nothing new was sold");
+    // createCustomer for that reseller says the same.
+    let input =
+        json!({"companyName": "Proseware", "domain": "proseware.example", "country": "DE", "resellerId": reseller_id});
+    let body = app.gql_as(Some(&provider), CREATE_CUSTOMER, json!({"input": input})).await;
+    assert_eq!(error_code(&body), Some("RELATIONSHIP_REQUIRED"), "{body}");
 }

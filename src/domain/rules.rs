@@ -143,7 +143,8 @@ pub async fn active_delegated_admin<C: ConnectionTrait>(
 
 /// R5: who may sell to a customer. A partner sells through its ACTIVE reseller relationship; an
 /// indirect provider through an ACTIVE reseller relationship whose `indirectProvider` it is, naming
-/// that relationship's reseller. Delegated admin alone does not allow selling. Returns the reseller
+/// that relationship's reseller, which must still hold its ACTIVE indirect-reseller link with the
+/// provider (R6). Delegated admin alone does not allow selling. Returns the reseller
 /// of record (for indirect sales).
 pub async fn r5_may_sell<C: ConnectionTrait>(
     db: &C,
@@ -158,6 +159,21 @@ pub async fn r5_may_sell<C: ConnectionTrait>(
         .filter(R::CustomerId.eq(customer.id));
     match (seller.partner_type, reseller_id) {
         (PartnerType::IndirectProvider, Some(reseller_id)) => {
+            // The provider sells in the reseller's name only while the reseller keeps its ACTIVE
+            // indirect-reseller link with it (a reseller that ended the link has left the provider).
+            let indirect = relationship::Entity::find()
+                .filter(R::Kind.eq(RelationshipKind::IndirectReseller))
+                .filter(R::Status.eq(RelationshipStatus::Active))
+                .filter(R::PartnerId.eq(reseller_id))
+                .filter(R::IndirectProviderId.eq(seller.id))
+                .one(db)
+                .await?;
+            if indirect.is_none() {
+                return Err(ApiError::new(
+                    Code::RelationshipRequired,
+                    "selling through this reseller needs an ACTIVE indirect-reseller relationship with it (invite it again and have it accept)",
+                ));
+            }
             let link = active_reseller_link
                 .filter(R::PartnerId.eq(reseller_id))
                 .filter(R::IndirectProviderId.eq(seller.id))
