@@ -410,7 +410,8 @@ pub async fn register_external(
                         change_for("subscription.register", "SUBSCRIPTION_CREATED", &s).diff(None, &s),
                     )
                     .await?;
-                    Ok(s)
+                    // A term that has already ended: the clock's change follows at once (R16).
+                    actor.catch_up(txn, s).await
                 };
                 let replay = async |response: serde_json::Value| {
                     actor.load::<subscription::Entity>(txn, stored_id(&response, "subscription")?, "subscription").await
@@ -464,17 +465,18 @@ pub async fn change(
                 let stored = actor.load::<subscription::Entity>(txn, id, "subscription").await?;
                 r10_may_change(txn, &actor, &stored).await?;
                 versioned::check_expected(stored.version, Some(expected_version), "subscription")?;
-                // What the clock has already done (a renewal, an expiry) counts as done.
-                let before = effective_subscription(stored.clone(), actor.now, actor.cancellation_window);
+                // What the clock has already done (a renewal, an expiry) is done first, as its own
+                // change by the system (R16), so that the caller's change carries only its own fields.
+                let before = actor.catch_up(txn, stored).await?;
                 let after = r11_apply(&actor, &before, action)?;
-                let after = versioned::update_subscription(txn, &stored, after, Some(expected_version)).await?;
+                let after = versioned::update_subscription(txn, &before, after, None).await?;
                 let (verb, event) = match action {
                     Action::Update { .. } => ("subscription.update", "SUBSCRIPTION_UPDATED"),
                     Action::Suspend => ("subscription.suspend", "SUBSCRIPTION_SUSPENDED"),
                     Action::Reactivate => ("subscription.reactivate", "SUBSCRIPTION_REACTIVATED"),
                     Action::Cancel => ("subscription.cancel", "SUBSCRIPTION_CANCELLED"),
                 };
-                audit::record(txn, &By::from(&actor), change_for(verb, event, &after).diff(Some(&stored), &after))
+                audit::record(txn, &By::from(&actor), change_for(verb, event, &after).diff(Some(&before), &after))
                     .await?;
                 Ok(after)
             })
@@ -601,13 +603,15 @@ pub async fn migrate(
                                 "cancelSource needs an ACTIVE delegated-admin relationship with the admin_agent role; migrate without it, or ask the customer for delegated admin",
                             ));
                         }
-                        let mut cancelled = source.clone();
+                        // A renewal the clock has done is recorded first, as its own change (R16).
+                        let current = actor.catch_up(txn, stored).await?;
+                        let mut cancelled = current.clone();
                         cancelled.status = SubscriptionStatus::Cancelled;
                         cancelled.cancelled_at = Some(actor.now);
                         cancelled.auto_renew = false;
                         cancelled.updated_at = actor.now;
-                        let cancelled = versioned::update_subscription(txn, &stored, cancelled, None).await?;
-                        audit::record(txn, &by, change_for("subscription.cancel", "SUBSCRIPTION_CANCELLED", &cancelled).diff(Some(&stored), &cancelled)).await?;
+                        let cancelled = versioned::update_subscription(txn, &current, cancelled, None).await?;
+                        audit::record(txn, &by, change_for("subscription.cancel", "SUBSCRIPTION_CANCELLED", &cancelled).diff(Some(&current), &cancelled)).await?;
                         cancelled
                     } else {
                         source

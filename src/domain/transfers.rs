@@ -258,7 +258,9 @@ pub async fn answer(
                             .one(txn)
                             .await?
                             .ok_or_else(|| ApiError::not_found("subscription"))?;
-                        let current = effective_subscription(stored.clone(), actor.now, actor.cancellation_window);
+                        // A renewal or expiry the clock has done is recorded first, as its own change (R16).
+                        let stored = actor.catch_up(txn, stored).await?;
+                        let current = stored.clone();
                         if current.status != SubscriptionStatus::Active
                             || current.partner_id != Some(before.source_partner_id)
                         {

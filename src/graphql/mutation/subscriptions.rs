@@ -146,7 +146,7 @@ impl SubscriptionMutations {
             input.idempotency_key.as_deref(),
         )?;
         let s = subscriptions::create(&session(ctx)?.writer, &actor, parsed).await?;
-        Ok(SubscriptionPayload { subscription: Subscription(s) })
+        Ok(SubscriptionPayload { subscription: Subscription(RequestCtx::of(ctx)?.subscription_now(s)) })
     }
 
     /// Records a subscription bought through another channel (the customer's `global_admin` or
@@ -171,7 +171,7 @@ impl SubscriptionMutations {
             input.idempotency_key.as_deref(),
         )?;
         let s = subscriptions::register_external(&session(ctx)?.writer, &actor, parsed).await?;
-        Ok(SubscriptionPayload { subscription: Subscription(s) })
+        Ok(SubscriptionPayload { subscription: Subscription(RequestCtx::of(ctx)?.subscription_now(s)) })
     }
 
     /// Changes seats or renewal. CSP: the partner of record only.
