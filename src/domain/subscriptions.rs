@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use entity::enums::{BillingModel, Channel, SubscriptionStatus};
 use entity::{customer, partner, subscription};
-use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, IntoActiveModel};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, IntoActiveModel};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -565,26 +565,23 @@ pub fn r11_apply(actor: &Actor, before: &subscription::Model, action: Action) ->
 
 /// R9: a partner allowed to sell to the customer replaces a non-CSP usage-based subscription with a
 /// CSP one (`migratedFrom`); the source stays ACTIVE unless `cancelSource`, which needs ACTIVE
-/// delegated admin as `admin_agent` and cancels it in the same transaction.
+/// delegated admin as `admin_agent` and cancels it in the same transaction. R1: the source is read
+/// under the caller's visibility (a partner sees a customer's subscriptions bought elsewhere through
+/// ACTIVE delegated admin), so one it cannot see is `NOT_FOUND` like an id nobody holds. Returns the
+/// new subscription and the source, `None` when the caller cannot see it (on a replay, after its
+/// delegated admin ended).
 pub async fn migrate(
     writer: &Writer,
     actor: &Actor,
     input: Migrate,
-) -> ApiResult<(subscription::Model, subscription::Model)> {
+) -> ApiResult<(subscription::Model, Option<subscription::Model>)> {
     let seller = seller(actor)?;
     let actor = actor.clone();
     writer
         .write(move |txn| {
             Box::pin(async move {
                 let work = async || {
-                    // R9 rests on R5, not on visibility: a partner that may sell to the customer may
-                    // name a subscription the customer bought elsewhere (the customer tells it the id)
-                    // even before it holds delegated admin. Customers it does not serve do not exist for it.
-                    let stored = subscription::Entity::find_by_id(input.source_id)
-                        .one(txn)
-                        .await?
-                        .ok_or_else(|| ApiError::not_found("subscription"))?;
-                    actor.load::<customer::Entity>(txn, stored.customer_id, "subscription").await?;
+                    let stored = actor.load::<subscription::Entity>(txn, input.source_id, "subscription").await?;
                     let source = effective_subscription(stored.clone(), actor.now, actor.cancellation_window);
                     if source.channel == Channel::Csp || source.billing_model != BillingModel::UsageBased {
                         return Err(ApiError::bad_input("sourceSubscriptionId", "only USAGE_BASED subscriptions bought outside CSP can be migrated"));
@@ -629,14 +626,18 @@ pub async fn migrate(
                     s.migrated_from_id = Some(source.id);
                     let s = s.into_active_model().insert(txn).await?;
                     audit::record(txn, &by, change_for("subscription.migrate", "SUBSCRIPTION_MIGRATED", &s).diff(None, &s)).await?;
-                    Ok((s, source))
+                    Ok((s, Some(source)))
                 };
+                // The first result, read again now: the source only while the caller still sees it.
                 let replay = async |response: serde_json::Value| {
                     let s = actor.load::<subscription::Entity>(txn, stored_id(&response, "subscription")?, "subscription").await?;
-                    let source = actor.load::<subscription::Entity>(txn, stored_id(&response, "source")?, "subscription").await?;
+                    let source = match s.migrated_from_id {
+                        Some(id) => actor.find::<subscription::Entity>(txn, id).await?,
+                        None => None,
+                    };
                     Ok((s, source))
                 };
-                idempotent(txn, &actor, "migrateUsageSubscription", input.idempotency_key.as_ref(), &input, work, |(s, src)| json!({"subscription": s.id, "source": src.id}), replay).await
+                idempotent(txn, &actor, "migrateUsageSubscription", input.idempotency_key.as_ref(), &input, work, |(s, _)| json!({"subscription": s.id, "source": s.migrated_from_id}), replay).await
             })
         })
         .await
