@@ -2,6 +2,7 @@
 //! R14, R15, R17 on them.
 
 use entity::enums::{RelationshipKind, RelationshipStatus};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -280,4 +281,40 @@ async fn r2_the_platform_tenant_id_is_taken() {
     let data = app.data(&platform, "{ viewer { tenantKind } customers { totalCount } }", json!({})).await;
     assert_eq!(data["viewer"]["tenantKind"], "PLATFORM");
     assert_eq!(data["customers"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn r15_an_oversized_or_unprintable_request_id_is_replaced_in_the_audit_trail() {
+    use axum::body::Body;
+    use axum::http::Request;
+    let app = TestApp::new().await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let send = |request_id: String, domain: &str| {
+        let body = json!({"query": CREATE_CUSTOMER, "variables": {"input": customer_input("A", domain)}}).to_string();
+        Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {platform}"))
+            .header("x-request-id", request_id)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let cases = [
+        ("x".repeat(6 * 1024), "a1.example", false),
+        ("tab\there".into(), "a2.example", false),
+        ("r".repeat(128), "a3.example", true),
+    ];
+    for (request_id, domain, kept) in cases {
+        let (status, headers, body) = app.send(send(request_id.clone(), domain)).await;
+        assert!(status.is_success() && body.get("errors").is_none(), "{body}");
+        let answered = headers["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(answered == request_id, kept, "{domain}: {answered}");
+        assert!(answered.len() <= 128);
+        let rows = entity::audit_event::Entity::find()
+            .filter(entity::audit_event::Column::Action.eq("customer.create"))
+            .all(&app.db)
+            .await
+            .unwrap();
+        let row = rows.iter().find(|r| r.details.to_string().contains(domain)).unwrap();
+        assert_eq!(row.request_id, answered, "the audit row carries the id the response names");
+    }
 }
