@@ -283,6 +283,122 @@ async fn r2_the_platform_tenant_id_is_taken() {
     assert_eq!(data["customers"]["totalCount"], 0);
 }
 
+/// A cursor as a client could craft it.
+fn crafted_cursor(key: Value) -> String {
+    use base64::Engine;
+    let json = json!({"k": key, "i": Uuid::now_v7()}).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+#[tokio::test]
+async fn input_crafted_cursors_and_nul_bytes_are_bad_user_input_naming_the_field() {
+    let app = TestApp::new().await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let partner = app.token(tid, &["admin_agent"]);
+    app.data(&partner, CREATE_CUSTOMER, json!({"input": customer_input("Adatum", "adatum.example")})).await;
+    let customers = "query($after: String, $order: CustomerOrder, $filter: CustomerFilter) {
+        customers(after: $after, orderBy: $order, filter: $filter) { nodes { id } } }";
+    let by_name = json!({"field": "COMPANY_NAME"});
+    let by_time = json!({"field": "CREATED_AT"});
+    let cases = [
+        (
+            "text key on a time order",
+            json!({"after": crafted_cursor(json!({"Text": "abc"})), "order": by_time}),
+            "after",
+        ),
+        (
+            "time key on a text order",
+            json!({"after": crafted_cursor(json!({"Time": "2020-01-01T00:00:00Z"})), "order": by_name}),
+            "after",
+        ),
+        ("NUL in a text key", json!({"after": crafted_cursor(json!({"Text": "a\u{0}"})), "order": by_name}), "after"),
+        (
+            "time out of range",
+            json!({"after": crafted_cursor(json!({"Time": "-200000-01-01T00:00:00Z"})), "order": by_time}),
+            "after",
+        ),
+        ("oversized cursor", json!({"after": "A".repeat(5000)}), "after"),
+        ("NUL in search", json!({"filter": {"search": "a\u{0}"}}), "filter.search"),
+        ("NUL in country", json!({"filter": {"country": "U\u{0}"}}), "filter.country"),
+        ("overlong search", json!({"filter": {"search": "a".repeat(201)}}), "filter.search"),
+    ];
+    for (case, variables, field) in cases {
+        for token in [&platform, &partner] {
+            let body = app.gql_as(Some(token), customers, variables.clone()).await;
+            assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{case}: {body}");
+            assert!(body["errors"][0]["message"].as_str().unwrap().contains(field), "{case}: {body}");
+        }
+    }
+    // Nested lists and the other text filters go through the same checks.
+    let nested = "query($f: CustomerFilter, $p: PartnerFilter) { partners(filter: $p) { nodes { customers(filter: $f) { totalCount } } } }";
+    for (variables, field) in
+        [(json!({"f": {"search": "a\u{0}"}}), "filter.search"), (json!({"p": {"search": "a\u{0}"}}), "filter.search")]
+    {
+        let body = app.gql_as(Some(&platform), nested, variables).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(field), "{body}");
+    }
+    let audit = "query($a: String) { auditEvents(filter: {action: $a}) { totalCount } }";
+    let body = app.gql_as(Some(&platform), audit, json!({"a": "customer.create\u{0}"})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("filter.action"), "{body}");
+    // And mutations' text inputs.
+    for (input, field) in [
+        (json!({"companyName": "A\u{0}", "domain": "a.example", "country": "US"}), "companyName"),
+        (json!({"companyName": "A", "domain": "a\u{0}.example", "country": "US"}), "domain"),
+        (json!({"companyName": "A", "domain": "a.example", "country": "U\u{0}"}), "country"),
+        (
+            json!({"companyName": "A", "domain": "a.example", "country": "US", "idempotencyKey": "k\u{0}"}),
+            "idempotencyKey",
+        ),
+    ] {
+        let body = app.gql_as(Some(&partner), CREATE_CUSTOMER, json!({"input": input})).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(field), "{body}");
+    }
+    // A cursor the API returned still works.
+    let page = app
+        .data(
+            &platform,
+            "{ customers(first: 1, orderBy: {field: COMPANY_NAME}) { pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await;
+    let after = page["customers"]["pageInfo"]["endCursor"].clone();
+    app.data(&platform, customers, json!({"after": after, "order": by_name})).await;
+}
+
+#[tokio::test]
+async fn input_limits_names_offers_and_keys_are_bounded_and_named() {
+    let app = TestApp::new().await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    for (input, field, limit) in [
+        (json!({"companyName": "A".repeat(201), "domain": "a.example", "country": "US"}), "companyName", "200"),
+        (
+            json!({"companyName": "A", "domain": format!("{}.example", "a.".repeat(130)), "country": "US"}),
+            "domain",
+            "253",
+        ),
+        (
+            json!({"companyName": "A", "domain": "a.example", "country": "US", "idempotencyKey": "k".repeat(256)}),
+            "idempotencyKey",
+            "255",
+        ),
+    ] {
+        let body = app.gql_as(Some(&platform), CREATE_CUSTOMER, json!({"input": input})).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(field) && message.contains(limit), "{message}");
+        assert!(message.len() < 300, "the input is not echoed whole");
+    }
+    let body = app
+        .gql_as(Some(&platform), ONBOARD, json!({"input": {"name": "X", "domain": "x.example", "partnerType": "DIRECT_BILL", "partnerNetworkId": "P".repeat(101)}}))
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("partnerNetworkId"), "{body}");
+}
+
 #[tokio::test]
 async fn r15_an_oversized_or_unprintable_request_id_is_replaced_in_the_audit_trail() {
     use axum::body::Body;

@@ -786,3 +786,38 @@ async fn r1_invite_reseller_answers_not_found_for_unseen_partners_that_cannot_be
     let data = app.data(&provider, INVITE, invite(&reseller_id)).await;
     assert_eq!(data["inviteReseller"]["relationship"]["status"], "PENDING");
 }
+
+#[tokio::test]
+async fn input_limits_invitation_and_request_messages_are_bounded() {
+    let app = TestApp::new().await;
+    let (_, provider_tid) = onboard(&app, "Northwind", "northwind.example", "INDIRECT_PROVIDER", "PUBLIC").await;
+    let (reseller_id, _) = onboard(&app, "Tailspin", "tailspin.example", "INDIRECT_RESELLER", "PUBLIC").await;
+    let (_, ptid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    platform_customer(&app, "Adatum", "adatum.example", "PUBLIC").await;
+    let provider = app.token(provider_tid, &["admin_agent"]);
+    let partner = app.token(ptid, &["admin_agent"]);
+    let huge = "x".repeat(900 * 1024);
+    for (token, mutation, input) in [
+        (&provider, INVITE, json!({"resellerId": reseller_id, "message": huge})),
+        (&provider, INVITE, json!({"resellerId": reseller_id, "message": "x".repeat(1001)})),
+        (&provider, INVITE, json!({"resellerId": reseller_id, "message": "hello\u{0}"})),
+        (
+            &partner,
+            REQUEST,
+            json!({"customerDomain": "adatum.example", "kind": "RESELLER", "message": "x".repeat(1001)}),
+        ),
+        (&partner, REQUEST, json!({"customerDomain": "adatum.example", "kind": "RESELLER", "message": "a\u{0}"})),
+        (&partner, REQUEST, json!({"customerDomain": huge, "kind": "RESELLER"})),
+    ] {
+        let body = app.gql_as(Some(token), mutation, json!({"i": input})).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body:.300}");
+        let text = message(&body);
+        assert!(text.len() < 300, "the message does not echo the input: {} bytes", text.len());
+        assert!(text.contains("message") || text.contains("customerDomain"), "{text}");
+        assert!(text.contains("1000") || text.contains("253") || text.contains("control"), "names the limit: {text}");
+    }
+    assert_eq!(audit_total(&app).await, 4, "only the three onboardings and the customer wrote anything");
+    let data =
+        app.data(&provider, INVITE, json!({"i": {"resellerId": reseller_id, "message": "line one\nline two"}})).await;
+    assert_eq!(data["inviteReseller"]["relationship"]["status"], "PENDING");
+}

@@ -14,7 +14,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::audit::{self, By, Change};
-use super::inputs::{DelegatedRoles, Domain, DurationDays};
+use super::inputs::{DelegatedRoles, Domain, DurationDays, Message};
 use super::lifecycle::{self, RELATIONSHIP_REQUEST_DAYS};
 use super::{Actor, Writer, rules, versioned};
 use crate::auth::{Role, Tenant};
@@ -61,10 +61,7 @@ impl RequestRelationship {
                 "only reseller relationships name an indirect provider",
             ));
         }
-        let message = message.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
-        if message.as_ref().is_some_and(|m| m.chars().count() > 1000) {
-            return Err(ApiError::bad_input("message", "at most 1000 characters"));
-        }
+        let message = Message::parse("message", message.as_deref())?.map(Message::into_string);
         Ok(Self {
             customer_domain,
             kind,
@@ -281,6 +278,7 @@ pub async fn invite_reseller(
     reseller_id: Uuid,
     message: Option<String>,
 ) -> ApiResult<relationship::Model> {
+    let message = Message::parse("message", message.as_deref())?.map(Message::into_string);
     let provider = actor.partner(&[Role::AdminAgent])?.clone();
     rules::r17_not_suspended(&provider)?;
     match provider.partner_type {
@@ -308,7 +306,7 @@ pub async fn invite_reseller(
                 .await?;
                 let mut rel = new_relationship(RelationshipKind::IndirectReseller, reseller.id, &actor);
                 rel.indirect_provider_id = Some(provider.id);
-                rel.message = message.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
+                rel.message = message;
                 let insert = rel.into_active_model().insert(txn);
                 let rel = super::on_unique(insert, Code::Conflict, "an invitation is already pending").await?;
                 let change = Change::new("relationship.invite", "RELATIONSHIP_REQUESTED", "Relationship", rel.id)

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::audit::{self, By, Change};
 use super::idempotency::{self, Claim};
-use super::inputs::{IdempotencyKey, Quantity, TermMonths, Text};
+use super::inputs::{self, IdempotencyKey, Quantity, TermMonths, Text, limits};
 use super::lifecycle::{add_months, effective_subscription};
 use super::{Actor, Writer, rules, versioned};
 use crate::auth::{Role, Tenant};
@@ -100,8 +100,8 @@ impl CreateSubscription {
     ) -> ApiResult<Self> {
         Ok(Self {
             customer_id,
-            offer_id: Text::parse("offerId", offer_id, 100)?.into_string(),
-            offer_name: Text::parse("offerName", offer_name, 200)?.into_string(),
+            offer_id: Text::parse("offerId", offer_id, limits::IDENTIFIER)?.into_string(),
+            offer_name: Text::parse("offerName", offer_name, limits::NAME)?.into_string(),
             billing_model,
             terms: Terms::parse(billing_model, quantity, term_months, true)?,
             auto_renew,
@@ -149,6 +149,8 @@ impl RegisterExternal {
                 "CSP subscriptions are sold with createSubscription; register DIRECT, ADVISOR, OPEN, ENTERPRISE_AGREEMENT or THIRD_PARTY ones",
             ));
         }
+        let term_start = term_start.map(|at| inputs::instant("termStart", at)).transpose()?;
+        let term_end = term_end.map(|at| inputs::instant("termEnd", at)).transpose()?;
         if let (Some(start), Some(end)) = (term_start, term_end)
             && end <= start
         {
@@ -157,9 +159,10 @@ impl RegisterExternal {
         Ok(Self {
             customer_id,
             channel,
-            external_reference: Text::parse("externalReference", external_reference, 100)?.into_string(),
-            offer_id: Text::parse("offerId", offer_id, 100)?.into_string(),
-            offer_name: Text::parse("offerName", offer_name, 200)?.into_string(),
+            external_reference: Text::parse("externalReference", external_reference, limits::EXTERNAL_REFERENCE)?
+                .into_string(),
+            offer_id: Text::parse("offerId", offer_id, limits::IDENTIFIER)?.into_string(),
+            offer_name: Text::parse("offerName", offer_name, limits::NAME)?.into_string(),
             billing_model,
             terms: Terms::parse(billing_model, quantity, None, false)?,
             term_start,
@@ -193,8 +196,12 @@ impl Migrate {
     ) -> ApiResult<Self> {
         Ok(Self {
             source_id,
-            offer_id: offer_id.map(|o| Text::parse("offerId", o, 100).map(Text::into_string)).transpose()?,
-            offer_name: offer_name.map(|o| Text::parse("offerName", o, 200).map(Text::into_string)).transpose()?,
+            offer_id: offer_id
+                .map(|o| Text::parse("offerId", o, limits::IDENTIFIER).map(Text::into_string))
+                .transpose()?,
+            offer_name: offer_name
+                .map(|o| Text::parse("offerName", o, limits::NAME).map(Text::into_string))
+                .transpose()?,
             reseller_id,
             cancel_source,
             idempotency_key: IdempotencyKey::parse(idempotency_key)?,
