@@ -113,3 +113,38 @@ async fn roles_of_another_tenant_kind_are_ignored() {
     assert_eq!(data["viewer"]["roles"], json!(["reader"]));
     assert_eq!(data["viewer"]["customer"]["companyName"], "Adatum");
 }
+
+#[tokio::test]
+async fn a_token_issued_in_the_future_beyond_the_leeway_is_unauthenticated() {
+    let app = TestApp::new().await;
+    let mut future = claims(app.platform(), 7200);
+    future.iat = Some(chrono::Utc::now().timestamp() + 3600);
+    let token = mint_hs256(SECRET, &future).unwrap();
+    let (status, body) = viewer_with(&app, &format!("Bearer {token}")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("iat"), "{body}");
+    // A clock a few seconds ahead is within the leeway.
+    future.iat = Some(chrono::Utc::now().timestamp() + 5);
+    let token = mint_hs256(SECRET, &future).unwrap();
+    let (status, body) = viewer_with(&app, &format!("Bearer {token}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn a_subject_longer_than_256_bytes_is_unauthenticated() {
+    let app = TestApp::new().await;
+    for sub in ["s".repeat(200 * 1024), "s".repeat(257), "line\nbreak".into()] {
+        let mut c = claims(app.platform(), 3600);
+        c.sub = sub;
+        let token = mint_hs256(SECRET, &c).unwrap();
+        let (status, body) = viewer_with(&app, &format!("Bearer {token}")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(error_code(&body), Some("UNAUTHENTICATED"));
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("256"), "{body}");
+    }
+    let mut c = claims(app.platform(), 3600);
+    c.sub = "s".repeat(256);
+    let (status, body) = viewer_with(&app, &format!("Bearer {}", mint_hs256(SECRET, &c).unwrap())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -226,3 +226,95 @@ async fn r16_the_spawned_runner_applies_changes_on_time_without_any_read() {
         .unwrap();
     assert_eq!(expiries, 1);
 }
+
+const SELL_LICENSE: &str =
+    "mutation($i: CreateSubscriptionInput!) { createSubscription(input: $i) { subscription { id version termEnd } } }";
+const UPDATE: &str = "mutation($i: UpdateSubscriptionInput!) { updateSubscription(input: $i) {
+    subscription { id version status quantity autoRenew termStart termEnd } } }";
+
+/// The audit events of one target, in order.
+async fn audits_of(app: &TestApp, target: Uuid) -> Vec<entity::audit_event::Model> {
+    use sea_orm::QueryOrder;
+    entity::audit_event::Entity::find()
+        .filter(entity::audit_event::Column::TargetId.eq(target))
+        .order_by_asc(entity::audit_event::Column::Id)
+        .all(&app.db)
+        .await
+        .unwrap()
+}
+
+fn uuid_of(id: &Value) -> Uuid {
+    partnerhub::graphql::ids::decode_any(id.as_str().unwrap()).unwrap().1
+}
+
+#[tokio::test]
+async fn r16_a_write_after_term_end_records_the_renewal_first_as_its_own_event() {
+    let app = TestApp::new().await;
+    let seed = app.seed();
+    let ptid = Uuid::new_v4();
+    seed.partner(ptid, "P", "p.example", PartnerType::DirectBill, Cloud::Public).await.unwrap();
+    let partner = app.token(ptid, &["admin_agent"]);
+    let input = json!({"companyName": "C", "domain": "c.example", "country": "US"});
+    let customer =
+        app.data(&partner, CREATE_CUSTOMER, json!({"input": input})).await["createCustomer"]["customer"]["id"].clone();
+    let sold = app
+        .data(&partner, SELL_LICENSE, json!({"i": {"customerId": customer, "offerId": "M365", "offerName": "M365", "billingModel": "LICENSE_BASED", "quantity": 5, "termMonths": 1}}))
+        .await["createSubscription"]["subscription"]
+        .clone();
+    let id = uuid_of(&sold["id"]);
+
+    // The term ends; the runner has not passed. The partner raises the seats at the version it read.
+    app.clock.advance(Duration::days(40));
+    let data = app
+        .data(&partner, UPDATE, json!({"i": {"id": sold["id"], "expectedVersion": sold["version"], "quantity": 7}}))
+        .await;
+    let s = &data["updateSubscription"]["subscription"];
+    assert_eq!((s["status"].as_str(), s["quantity"].as_i64()), (Some("ACTIVE"), Some(7)));
+    assert_ne!(s["termEnd"], sold["termEnd"], "renewed");
+    assert_eq!(s["version"], sold["version"].as_i64().unwrap() + 2, "the renewal and the update, each a version");
+
+    let audits = audits_of(&app, id).await;
+    let actions: Vec<(&str, &str)> = audits.iter().map(|a| (a.action.as_str(), a.actor_subject.as_str())).collect();
+    assert_eq!(
+        actions,
+        [("subscription.create", "test-user"), ("subscription.renew", "system"), ("subscription.update", "test-user")]
+    );
+    assert_eq!(audits[1].actor_tenant_id, app.platform(), "the system acts as the platform, as the runner does");
+    let update = &audits[2].details;
+    assert!(update.get("quantity").is_some(), "{update}");
+    assert!(
+        update.get("term_end").is_none() && update.get("term_start").is_none(),
+        "the user's change carries only its own fields: {update}"
+    );
+    let renewed = entity::outbox_event::Entity::find()
+        .filter(entity::outbox_event::Column::EventType.eq("SUBSCRIPTION_RENEWED"))
+        .filter(entity::outbox_event::Column::NodeId.eq(id))
+        .count(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(renewed, 1);
+    // The runner then finds nothing left to do for it.
+    let report = run_once(&app.db, app.platform(), app.clock.now(), WINDOW).await.unwrap();
+    assert_eq!(report.renewed, 0);
+}
+
+#[tokio::test]
+async fn r16_registering_a_subscription_whose_term_has_ended_shows_the_state_the_clock_gives() {
+    let app = TestApp::new().await;
+    let seed = app.seed();
+    let ctid = Uuid::new_v4();
+    let c = seed.customer(ctid, "C", "c.example", "US", Cloud::Public).await.unwrap();
+    let owner = app.token(ctid, &["global_admin"]);
+    let customer = partnerhub::graphql::ids::encode(partnerhub::graphql::ids::NodeType::Customer, c.id);
+    let now = app.clock.now();
+    let register = "mutation($i: RegisterExternalSubscriptionInput!) { registerExternalSubscription(input: $i) { subscription { id status } } }";
+    let input = json!({"i": {"customerId": customer, "channel": "DIRECT", "externalReference": "D-1", "offerId": "O", "offerName": "Office", "billingModel": "LICENSE_BASED", "quantity": 3,
+        "termStart": now - Duration::days(400), "termEnd": now - Duration::days(35), "autoRenew": true}});
+    let data = app.data(&owner, register, input).await;
+    let s = &data["registerExternalSubscription"]["subscription"];
+    assert_eq!(s["status"], "EXPIRED", "{data}");
+    let read = app.data(&owner, "query($id: ID!) { subscription(id: $id) { status } }", json!({"id": s["id"]})).await;
+    assert_eq!(read["subscription"]["status"], "EXPIRED");
+    let actions: Vec<String> = audits_of(&app, uuid_of(&s["id"])).await.into_iter().map(|a| a.action).collect();
+    assert_eq!(actions, ["subscription.register", "subscription.expire"], "the expiry is its own event");
+}

@@ -2,6 +2,7 @@
 //! R14, R15, R17 on them.
 
 use entity::enums::{RelationshipKind, RelationshipStatus};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -256,4 +257,180 @@ async fn r14_create_customer_is_idempotent_under_concurrent_repeats() {
     let mut input = customer_input("Relecloud", "relecloud.example");
     input["idempotencyKey"] = json!("create-adatum-1");
     app.data(&other, CREATE_CUSTOMER, json!({"input": input})).await;
+}
+
+#[tokio::test]
+async fn r2_the_platform_tenant_id_is_taken() {
+    let app = TestApp::new().await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let partner = app.token(tid, &["admin_agent"]);
+    let before = audit_count(&app).await;
+    let mut input = customer_input("Impostor", "impostor.example");
+    input["tenantId"] = json!(app.platform());
+    for token in [&platform, &partner] {
+        let body = app.gql_as(Some(token), CREATE_CUSTOMER, json!({"input": input})).await;
+        assert_eq!(error_code(&body), Some("CONFLICT"), "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("tenant id"), "{body}");
+    }
+    let partner_input = json!({"tenantId": app.platform(), "name": "X", "domain": "x.example", "partnerType": "DIRECT_BILL", "partnerNetworkId": "PN-x"});
+    let body = app.gql_as(Some(&platform), ONBOARD, json!({"input": partner_input})).await;
+    assert_eq!(error_code(&body), Some("CONFLICT"), "{body}");
+    assert_eq!(audit_count(&app).await, before, "nothing was written");
+    // The platform's token still means the platform.
+    let data = app.data(&platform, "{ viewer { tenantKind } customers { totalCount } }", json!({})).await;
+    assert_eq!(data["viewer"]["tenantKind"], "PLATFORM");
+    assert_eq!(data["customers"]["totalCount"], 0);
+}
+
+/// A cursor as a client could craft it.
+fn crafted_cursor(key: Value) -> String {
+    use base64::Engine;
+    let json = json!({"k": key, "i": Uuid::now_v7()}).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+#[tokio::test]
+async fn input_crafted_cursors_and_nul_bytes_are_bad_user_input_naming_the_field() {
+    let app = TestApp::new().await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let partner = app.token(tid, &["admin_agent"]);
+    app.data(&partner, CREATE_CUSTOMER, json!({"input": customer_input("Adatum", "adatum.example")})).await;
+    let customers = "query($after: String, $order: CustomerOrder, $filter: CustomerFilter) {
+        customers(after: $after, orderBy: $order, filter: $filter) { nodes { id } } }";
+    let by_name = json!({"field": "COMPANY_NAME"});
+    let by_time = json!({"field": "CREATED_AT"});
+    let cases = [
+        (
+            "text key on a time order",
+            json!({"after": crafted_cursor(json!({"Text": "abc"})), "order": by_time}),
+            "after",
+        ),
+        (
+            "time key on a text order",
+            json!({"after": crafted_cursor(json!({"Time": "2020-01-01T00:00:00Z"})), "order": by_name}),
+            "after",
+        ),
+        ("NUL in a text key", json!({"after": crafted_cursor(json!({"Text": "a\u{0}"})), "order": by_name}), "after"),
+        (
+            "time out of range",
+            json!({"after": crafted_cursor(json!({"Time": "-200000-01-01T00:00:00Z"})), "order": by_time}),
+            "after",
+        ),
+        ("oversized cursor", json!({"after": "A".repeat(5000)}), "after"),
+        ("NUL in search", json!({"filter": {"search": "a\u{0}"}}), "filter.search"),
+        ("NUL in country", json!({"filter": {"country": "U\u{0}"}}), "filter.country"),
+        ("overlong search", json!({"filter": {"search": "a".repeat(201)}}), "filter.search"),
+    ];
+    for (case, variables, field) in cases {
+        for token in [&platform, &partner] {
+            let body = app.gql_as(Some(token), customers, variables.clone()).await;
+            assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{case}: {body}");
+            assert!(body["errors"][0]["message"].as_str().unwrap().contains(field), "{case}: {body}");
+        }
+    }
+    // Nested lists and the other text filters go through the same checks.
+    let nested = "query($f: CustomerFilter, $p: PartnerFilter) { partners(filter: $p) { nodes { customers(filter: $f) { totalCount } } } }";
+    for (variables, field) in
+        [(json!({"f": {"search": "a\u{0}"}}), "filter.search"), (json!({"p": {"search": "a\u{0}"}}), "filter.search")]
+    {
+        let body = app.gql_as(Some(&platform), nested, variables).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(field), "{body}");
+    }
+    let audit = "query($a: String) { auditEvents(filter: {action: $a}) { totalCount } }";
+    let body = app.gql_as(Some(&platform), audit, json!({"a": "customer.create\u{0}"})).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("filter.action"), "{body}");
+    // And mutations' text inputs.
+    for (input, field) in [
+        (json!({"companyName": "A\u{0}", "domain": "a.example", "country": "US"}), "companyName"),
+        (json!({"companyName": "A", "domain": "a\u{0}.example", "country": "US"}), "domain"),
+        (json!({"companyName": "A", "domain": "a.example", "country": "U\u{0}"}), "country"),
+        (
+            json!({"companyName": "A", "domain": "a.example", "country": "US", "idempotencyKey": "k\u{0}"}),
+            "idempotencyKey",
+        ),
+    ] {
+        let body = app.gql_as(Some(&partner), CREATE_CUSTOMER, json!({"input": input})).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains(field), "{body}");
+    }
+    // A cursor the API returned still works.
+    let page = app
+        .data(
+            &platform,
+            "{ customers(first: 1, orderBy: {field: COMPANY_NAME}) { pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await;
+    let after = page["customers"]["pageInfo"]["endCursor"].clone();
+    app.data(&platform, customers, json!({"after": after, "order": by_name})).await;
+}
+
+#[tokio::test]
+async fn input_limits_names_offers_and_keys_are_bounded_and_named() {
+    let app = TestApp::new().await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    for (input, field, limit) in [
+        (json!({"companyName": "A".repeat(201), "domain": "a.example", "country": "US"}), "companyName", "200"),
+        (
+            json!({"companyName": "A", "domain": format!("{}.example", "a.".repeat(130)), "country": "US"}),
+            "domain",
+            "253",
+        ),
+        (
+            json!({"companyName": "A", "domain": "a.example", "country": "US", "idempotencyKey": "k".repeat(256)}),
+            "idempotencyKey",
+            "255",
+        ),
+    ] {
+        let body = app.gql_as(Some(&platform), CREATE_CUSTOMER, json!({"input": input})).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(field) && message.contains(limit), "{message}");
+        assert!(message.len() < 300, "the input is not echoed whole");
+    }
+    let body = app
+        .gql_as(Some(&platform), ONBOARD, json!({"input": {"name": "X", "domain": "x.example", "partnerType": "DIRECT_BILL", "partnerNetworkId": "P".repeat(101)}}))
+        .await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("partnerNetworkId"), "{body}");
+}
+
+#[tokio::test]
+async fn r15_an_oversized_or_unprintable_request_id_is_replaced_in_the_audit_trail() {
+    use axum::body::Body;
+    use axum::http::Request;
+    let app = TestApp::new().await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let send = |request_id: String, domain: &str| {
+        let body = json!({"query": CREATE_CUSTOMER, "variables": {"input": customer_input("A", domain)}}).to_string();
+        Request::post("/graphql")
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {platform}"))
+            .header("x-request-id", request_id)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let cases = [
+        ("x".repeat(6 * 1024), "a1.example", false),
+        ("tab\there".into(), "a2.example", false),
+        ("r".repeat(128), "a3.example", true),
+    ];
+    for (request_id, domain, kept) in cases {
+        let (status, headers, body) = app.send(send(request_id.clone(), domain)).await;
+        assert!(status.is_success() && body.get("errors").is_none(), "{body}");
+        let answered = headers["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(answered == request_id, kept, "{domain}: {answered}");
+        assert!(answered.len() <= 128);
+        let rows = entity::audit_event::Entity::find()
+            .filter(entity::audit_event::Column::Action.eq("customer.create"))
+            .all(&app.db)
+            .await
+            .unwrap();
+        let row = rows.iter().find(|r| r.details.to_string().contains(domain)).unwrap();
+        assert_eq!(row.request_id, answered, "the audit row carries the id the response names");
+    }
 }

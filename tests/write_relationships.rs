@@ -2,6 +2,7 @@
 //! the indirect story.
 
 use chrono::Duration;
+use partnerhub::graphql::ids::{NodeType, encode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -182,10 +183,12 @@ async fn r3_r4_requests_for_partners_or_across_clouds_are_refused() {
         .gql_as(Some(&partner), REQUEST, json!({"i": {"customerDomain": "fabrikam.example", "kind": "RESELLER"}}))
         .await;
     assert_eq!(error_code(&body), Some("CANNOT_RESELL_TO_PARTNER"));
+    // R4 meets R1: a customer of another cloud that the partner cannot see answers like no customer.
     let body = app
         .gql_as(Some(&partner), REQUEST, json!({"i": {"customerDomain": "springfield.example", "kind": "RESELLER"}}))
         .await;
-    assert_eq!(error_code(&body), Some("CLOUD_MISMATCH"));
+    assert_eq!(error_code(&body), Some("NOT_FOUND"));
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("in your cloud"), "{body}");
     let body = app
         .gql_as(Some(&partner), REQUEST, json!({"i": {"customerDomain": "nobody.example", "kind": "RESELLER"}}))
         .await;
@@ -220,7 +223,7 @@ async fn r6_only_providers_invite_and_only_resellers_are_invited_then_the_indire
     let body = app.gql_as(Some(&reseller), INVITE, json!({"i": {"resellerId": reseller_id}})).await;
     assert_eq!(error_code(&body), Some("INDIRECT_RESELLER_CANNOT_TRANSACT"));
     let body = app.gql_as(Some(&provider), INVITE, json!({"i": {"resellerId": direct_id}})).await;
-    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "only indirect resellers can be invited");
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "a partner it cannot see and cannot invite does not exist for it");
 
     // The provider invites, the reseller accepts.
     let data = app.data(&provider, INVITE, json!({"i": {"resellerId": reseller_id}})).await;
@@ -660,11 +663,12 @@ async fn r6_an_indirect_reseller_asks_a_customer_through_its_provider() {
         .await
         .unwrap();
     let gov_id = partnerhub::graphql::ids::encode(partnerhub::graphql::ids::NodeType::Partner, gov.id);
-    let body = app.gql_as(Some(&p2), INVITE, json!({"i": {"resellerId": gov_id.to_string()}})).await;
-    assert_eq!(error_code(&body), Some("CLOUD_MISMATCH"), "{body}");
+    let gov_body = app.gql_as(Some(&p2), INVITE, json!({"i": {"resellerId": gov_id.to_string()}})).await;
+    assert_eq!(error_code(&gov_body), Some("NOT_FOUND"), "an unseen reseller of another cloud: {gov_body}");
     let nobody = partnerhub::graphql::ids::encode(partnerhub::graphql::ids::NodeType::Partner, Uuid::new_v4());
     let body = app.gql_as(Some(&p2), INVITE, json!({"i": {"resellerId": nobody.to_string()}})).await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_eq!(gov_body["errors"][0]["message"], body["errors"][0]["message"]);
     let body = app.gql_as(Some(&customer), INVITE, json!({"i": {"resellerId": reseller_id}})).await;
     assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
 
@@ -702,7 +706,7 @@ async fn r15_refused_relationship_mutations_write_nothing() {
             json!({"customerDomain": "fabrikam.example", "kind": "RESELLER"}),
             "CANNOT_RESELL_TO_PARTNER",
         ),
-        (&partner, REQUEST, json!({"customerDomain": "springfield.example", "kind": "RESELLER"}), "CLOUD_MISMATCH"),
+        (&partner, REQUEST, json!({"customerDomain": "springfield.example", "kind": "RESELLER"}), "NOT_FOUND"),
         (&partner, REQUEST, json!({"customerDomain": "nobody.example", "kind": "RESELLER"}), "NOT_FOUND"),
         (&customer, REQUEST, json!({"customerDomain": "adatum.example", "kind": "RESELLER"}), "FORBIDDEN"),
         (&partner, INVITE, json!({"resellerId": pid}), "BAD_USER_INPUT"),
@@ -723,4 +727,97 @@ async fn r15_refused_relationship_mutations_write_nothing() {
         (data["relationship"]["status"].as_str(), data["relationship"]["version"].as_i64()),
         (Some("PENDING"), Some(1))
     );
+}
+
+/// The message of the first error.
+fn message(body: &Value) -> String {
+    body["errors"][0]["message"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn r1_request_relationship_errors_reveal_nothing_about_unseen_customers() {
+    let app = TestApp::new().await;
+    let (_, ptid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    onboard(&app, "Woodgrove", "woodgrove.example", "DIRECT_BILL", "US_GOVERNMENT").await;
+    platform_customer(&app, "Springfield", "springfield.example", "US_GOVERNMENT").await;
+    let (_, ctid) = platform_customer(&app, "Adatum", "adatum.example", "PUBLIC").await;
+    let partner = app.token(ptid, &["admin_agent"]);
+    let request = |domain: &str| json!({"i": {"customerDomain": domain, "kind": "RESELLER"}});
+    let nobody = app.gql_as(Some(&partner), REQUEST, request("nobody.example")).await;
+    assert_eq!(error_code(&nobody), Some("NOT_FOUND"));
+    // A customer of another cloud it cannot see: the same answer as no customer at all, not its cloud.
+    let gov = app.gql_as(Some(&partner), REQUEST, request("springfield.example")).await;
+    assert_eq!(error_code(&gov), Some("NOT_FOUND"), "{gov}");
+    assert_eq!(message(&gov).replace("springfield", "nobody"), message(&nobody), "same answer as no customer");
+    assert!(!message(&gov).contains("US_GOVERNMENT") && !message(&gov).contains("cloud ("), "{gov}");
+    // A partner's domain is public (the program's partner directory): R3 may say so, in any cloud.
+    let body = app.gql_as(Some(&partner), REQUEST, request("woodgrove.example")).await;
+    assert_eq!(error_code(&body), Some("CANNOT_RESELL_TO_PARTNER"), "{body}");
+    // A customer in its cloud can be asked: that is what a request is for.
+    let data = app.data(&partner, REQUEST, request("adatum.example")).await;
+    let rel = &data["requestRelationship"]["relationship"];
+    assert_eq!(rel["customerDomain"], "adatum.example");
+    assert!(rel["customer"].is_null(), "still unseen while pending");
+    app.data(&app.token(ctid, &["global_admin"]), ACCEPT, json!({"i": {"id": rel["id"]}})).await;
+}
+
+#[tokio::test]
+async fn r1_invite_reseller_answers_not_found_for_unseen_partners_that_cannot_be_invited() {
+    let app = TestApp::new().await;
+    let (_, provider_tid) = onboard(&app, "Northwind", "northwind.example", "INDIRECT_PROVIDER", "PUBLIC").await;
+    let (direct_id, _) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let (other_provider_id, _) = onboard(&app, "Lamna", "lamna.example", "INDIRECT_PROVIDER", "PUBLIC").await;
+    let (gov_reseller_id, _) =
+        onboard(&app, "Gov Reseller", "govreseller.example", "INDIRECT_RESELLER", "US_GOVERNMENT").await;
+    let (reseller_id, _) = onboard(&app, "Tailspin", "tailspin.example", "INDIRECT_RESELLER", "PUBLIC").await;
+    let provider = app.token(provider_tid, &["admin_agent"]);
+    let invite = |id: &str| json!({"i": {"resellerId": id}});
+    let nobody = encode(NodeType::Partner, Uuid::now_v7());
+    let unknown = app.gql_as(Some(&provider), INVITE, invite(&nobody)).await;
+    assert_eq!(error_code(&unknown), Some("NOT_FOUND"));
+    for (case, id) in
+        [("direct bill", &direct_id), ("indirect provider", &other_provider_id), ("other cloud", &gov_reseller_id)]
+    {
+        let body = app.gql_as(Some(&provider), INVITE, invite(id)).await;
+        assert_eq!(error_code(&body), Some("NOT_FOUND"), "{case}: {body}");
+        assert_eq!(message(&body), message(&unknown), "{case}: its type or cloud leaks");
+    }
+    // An indirect reseller of its cloud can be invited unseen: that is what an invitation is for.
+    let data = app.data(&provider, INVITE, invite(&reseller_id)).await;
+    assert_eq!(data["inviteReseller"]["relationship"]["status"], "PENDING");
+}
+
+#[tokio::test]
+async fn input_limits_invitation_and_request_messages_are_bounded() {
+    let app = TestApp::new().await;
+    let (_, provider_tid) = onboard(&app, "Northwind", "northwind.example", "INDIRECT_PROVIDER", "PUBLIC").await;
+    let (reseller_id, _) = onboard(&app, "Tailspin", "tailspin.example", "INDIRECT_RESELLER", "PUBLIC").await;
+    let (_, ptid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    platform_customer(&app, "Adatum", "adatum.example", "PUBLIC").await;
+    let provider = app.token(provider_tid, &["admin_agent"]);
+    let partner = app.token(ptid, &["admin_agent"]);
+    let huge = "x".repeat(900 * 1024);
+    for (token, mutation, input) in [
+        (&provider, INVITE, json!({"resellerId": reseller_id, "message": huge})),
+        (&provider, INVITE, json!({"resellerId": reseller_id, "message": "x".repeat(1001)})),
+        (&provider, INVITE, json!({"resellerId": reseller_id, "message": "hello\u{0}"})),
+        (
+            &partner,
+            REQUEST,
+            json!({"customerDomain": "adatum.example", "kind": "RESELLER", "message": "x".repeat(1001)}),
+        ),
+        (&partner, REQUEST, json!({"customerDomain": "adatum.example", "kind": "RESELLER", "message": "a\u{0}"})),
+        (&partner, REQUEST, json!({"customerDomain": huge, "kind": "RESELLER"})),
+    ] {
+        let body = app.gql_as(Some(token), mutation, json!({"i": input})).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body:.300}");
+        let text = message(&body);
+        assert!(text.len() < 300, "the message does not echo the input: {} bytes", text.len());
+        assert!(text.contains("message") || text.contains("customerDomain"), "{text}");
+        assert!(text.contains("1000") || text.contains("253") || text.contains("control"), "names the limit: {text}");
+    }
+    assert_eq!(audit_total(&app).await, 4, "only the three onboardings and the customer wrote anything");
+    let data =
+        app.data(&provider, INVITE, json!({"i": {"resellerId": reseller_id, "message": "line one\nline two"}})).await;
+    assert_eq!(data["inviteReseller"]["relationship"]["status"], "PENDING");
 }

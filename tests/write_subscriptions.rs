@@ -5,11 +5,12 @@
 use std::collections::BTreeSet;
 
 use chrono::Duration;
+use partnerhub::graphql::ids::{NodeType, encode};
 use serde_json::{Value, json};
 
 use crate::common::{TestApp, error_code};
 use crate::write_customers::{CREATE_CUSTOMER, onboard};
-use crate::write_relationships::{linked, platform_customer};
+use crate::write_relationships::{ACCEPT, INVITE, TERMINATE, linked, platform_customer};
 
 pub const SELL: &str = "mutation($i: CreateSubscriptionInput!) { createSubscription(input: $i) {
     subscription { id version status quantity termEnd autoRenew cancellationAllowedUntil partner { id } reseller { id } } } }";
@@ -319,7 +320,18 @@ async fn r9_multi_channel_story_migrate_usage_with_and_without_cancelling_the_so
     let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": ea}})).await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "before any relationship B cannot see the subscription");
     linked(&app, &b, &owner, json!({"customerDomain": "adatum.example", "kind": "RESELLER"})).await;
-    // B may sell to the customer (R5), so it migrates the usage-based one; both stay active.
+    // B may sell to the customer (R5), but what the customer bought elsewhere is visible to it only
+    // through delegated admin (R1).
+    let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": ea}})).await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "a reseller link alone does not show the EA subscription");
+    linked(
+        &app,
+        &b,
+        &owner,
+        json!({"customerDomain": "adatum.example", "kind": "DELEGATED_ADMIN", "roles": ["helpdesk_agent"]}),
+    )
+    .await;
+    // Now it migrates the usage-based one; both stay active.
     let data = app.data(&b, MIGRATE, json!({"i": {"sourceSubscriptionId": ea}})).await;
     let m = &data["migrateUsageSubscription"];
     assert_eq!(m["subscription"]["channel"], "CSP");
@@ -336,13 +348,6 @@ async fn r9_multi_channel_story_migrate_usage_with_and_without_cancelling_the_so
     assert_eq!(owner_view["subscription"]["migratedFrom"]["id"], ea, "migratedFrom names the source");
     assert_eq!(owner_view["subscription"]["migratedFrom"]["status"], "ACTIVE");
     // cancelSource needs delegated admin with the admin_agent role: helpdesk only is not enough.
-    linked(
-        &app,
-        &b,
-        &owner,
-        json!({"customerDomain": "adatum.example", "kind": "DELEGATED_ADMIN", "roles": ["helpdesk_agent"]}),
-    )
-    .await;
     let body = app.gql_as(Some(&b), MIGRATE, json!({"i": {"sourceSubscriptionId": ea, "cancelSource": true}})).await;
     assert_eq!(error_code(&body), Some("RELATIONSHIP_REQUIRED"));
     linked(
@@ -375,4 +380,92 @@ async fn r6_r17_resellers_and_suspended_partners_cannot_sell() {
     let reseller = app.token(rtid, &["admin_agent"]);
     let body = app.gql_as(Some(&reseller), SELL, json!({"i": usage(&customer)})).await;
     assert_eq!(error_code(&body), Some("INDIRECT_RESELLER_CANNOT_TRANSACT"));
+}
+
+const MIGRATE_SOURCE: &str = "mutation($i: MigrateUsageSubscriptionInput!) { migrateUsageSubscription(input: $i) {
+    subscription { id channel migratedFrom { id } } source { id channel externalReference offerId offerName status } } }";
+
+#[tokio::test]
+async fn r1_migrate_usage_subscription_hides_invisible_source() {
+    let app = TestApp::new().await;
+    let (customer, ctid) = platform_customer(&app, "Adatum", "adatum.example", "PUBLIC").await;
+    let owner = app.token(ctid, &["global_admin"]);
+    let ea = app
+        .data(&owner, REGISTER, json!({"i": {"customerId": customer, "channel": "ENTERPRISE_AGREEMENT", "externalReference": "EA-SECRET-42", "offerId": "EA", "offerName": "Azure EA", "billingModel": "USAGE_BASED"}}))
+        .await["registerExternalSubscription"]["subscription"]["id"]
+        .clone();
+    let (_, b_tid) = onboard(&app, "Fabrikam", "fabrikam.example", "DIRECT_BILL", "PUBLIC").await;
+    let b = app.token(b_tid, &["admin_agent"]);
+    let nowhere = encode(NodeType::Subscription, uuid::Uuid::now_v7());
+    let unknown = app.gql_as(Some(&b), MIGRATE_SOURCE, json!({"i": {"sourceSubscriptionId": nowhere}})).await;
+    assert_eq!(error_code(&unknown), Some("NOT_FOUND"));
+    let same_as_unknown = |body: &Value, case: &str| {
+        assert_eq!(error_code(body), Some("NOT_FOUND"), "{case}: {body}");
+        assert_eq!(body["errors"][0]["message"], unknown["errors"][0]["message"], "{case}: existence leaks");
+        assert!(!body.to_string().contains("EA-SECRET-42"), "{case}: the source leaks: {body}");
+    };
+
+    // A reseller link lets B sell to the customer, but not see what it bought elsewhere.
+    linked(&app, &b, &owner, json!({"customerDomain": "adatum.example", "kind": "RESELLER"})).await;
+    let body = app.gql_as(Some(&b), MIGRATE_SOURCE, json!({"i": {"sourceSubscriptionId": ea}})).await;
+    same_as_unknown(&body, "reseller link only");
+    let mine = app.data(&b, "{ subscriptions { totalCount } }", json!({})).await;
+    assert_eq!(mine["subscriptions"]["totalCount"], 0, "a refused migration writes nothing");
+
+    // With delegated admin for a day B sees it and migrates it, with an idempotency key.
+    let grant = json!({"customerDomain": "adatum.example", "kind": "DELEGATED_ADMIN", "roles": ["helpdesk_agent"], "durationDays": 1});
+    linked(&app, &b, &owner, grant).await;
+    let input = json!({"i": {"sourceSubscriptionId": ea, "idempotencyKey": "migrate-ea-1"}});
+    let first = app.data(&b, MIGRATE_SOURCE, input.clone()).await["migrateUsageSubscription"].clone();
+    assert_eq!(first["source"]["id"], ea);
+    assert_eq!(first["source"]["externalReference"], "EA-SECRET-42");
+    assert_eq!(first["subscription"]["migratedFrom"]["id"], ea);
+
+    // The grant expires: the replay answers the first result, without the source B no longer sees.
+    app.clock.advance(Duration::days(2));
+    let replay = app.data(&b, MIGRATE_SOURCE, input).await["migrateUsageSubscription"].clone();
+    assert_eq!(replay["subscription"]["id"], first["subscription"]["id"], "the replay is the first result");
+    assert!(replay["source"].is_null(), "the source resolves to null: {replay}");
+    assert!(replay["subscription"]["migratedFrom"].is_null());
+    assert!(!replay.to_string().contains("EA-SECRET-42"));
+    let mine = app.data(&b, "{ subscriptions { totalCount } }", json!({})).await;
+    assert_eq!(mine["subscriptions"]["totalCount"], 1, "the replay wrote nothing");
+    // A new migration of the source it no longer sees is NOT_FOUND, like an unknown id.
+    let body = app.gql_as(Some(&b), MIGRATE_SOURCE, json!({"i": {"sourceSubscriptionId": ea}})).await;
+    same_as_unknown(&body, "expired delegated admin");
+}
+
+#[tokio::test]
+async fn r5_an_indirect_provider_cannot_sell_for_a_reseller_that_ended_their_link() {
+    let app = TestApp::new().await;
+    let (reseller_id, reseller_tid) =
+        onboard(&app, "Tailspin", "tailspin.example", "INDIRECT_RESELLER", "PUBLIC").await;
+    let (_, provider_tid) = onboard(&app, "Northwind", "northwind.example", "INDIRECT_PROVIDER", "PUBLIC").await;
+    let reseller = app.token(reseller_tid, &["admin_agent"]);
+    let provider = app.token(provider_tid, &["admin_agent"]);
+    let invite =
+        app.data(&provider, INVITE, json!({"i": {"resellerId": reseller_id}})).await["inviteReseller"]["relationship"]
+            ["id"]
+            .clone();
+    app.data(&reseller, ACCEPT, json!({"i": {"id": invite}})).await;
+    let input =
+        json!({"companyName": "Litware", "domain": "litware.example", "country": "DE", "resellerId": reseller_id});
+    let customer =
+        app.data(&provider, CREATE_CUSTOMER, json!({"input": input})).await["createCustomer"]["customer"]["id"].clone();
+    let mut sale = usage(&customer);
+    sale["resellerId"] = json!(reseller_id);
+    app.data(&provider, SELL, json!({"i": sale})).await;
+
+    // The reseller leaves the provider: the provider no longer sells in its name.
+    app.data(&reseller, TERMINATE, json!({"i": {"id": invite}})).await;
+    let body = app.gql_as(Some(&provider), SELL, json!({"i": sale})).await;
+    assert_eq!(error_code(&body), Some("RELATIONSHIP_REQUIRED"), "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("indirect-reseller"), "{body}");
+    let data = app.data(&provider, "{ subscriptions { totalCount } }", json!({})).await;
+    assert_eq!(data["subscriptions"]["totalCount"], 1, "nothing new was sold");
+    // createCustomer for that reseller says the same.
+    let input =
+        json!({"companyName": "Proseware", "domain": "proseware.example", "country": "DE", "resellerId": reseller_id});
+    let body = app.gql_as(Some(&provider), CREATE_CUSTOMER, json!({"input": input})).await;
+    assert_eq!(error_code(&body), Some("RELATIONSHIP_REQUIRED"), "{body}");
 }

@@ -101,6 +101,9 @@ async fn events(app: &TestApp, event_type: &str) -> Vec<outbox_event::Model> {
 #[tokio::test]
 async fn r7_license_based_subscription_cannot_switch_partner() {
     let w = switch_world().await;
+    // B sees the customer's subscriptions through delegated admin (unseen, R1 answers NOT_FOUND).
+    let grant = json!({"customerDomain": "adatum.example", "kind": "DELEGATED_ADMIN", "roles": ["helpdesk_agent"]});
+    linked(&w.app, &w.b, &w.owner, grant).await;
     let before = (audit_total(&w.app).await, outbox_total(&w.app).await);
     let body = w.app.gql_as(Some(&w.b), REQUEST_TRANSFER, json!({"i": {"subscriptionId": w.license["id"]}})).await;
     assert_eq!(error_code(&body), Some("LICENSE_BASED_SWITCH_NOT_ALLOWED"), "{body}");
@@ -304,6 +307,9 @@ async fn r8_delegated_admin_alone_does_not_allow_taking_a_subscription_over() {
 async fn r8_only_active_csp_usage_based_subscriptions_transfer() {
     let w = switch_world().await;
     let app = &w.app;
+    // B sees the customer's subscriptions through delegated admin (unseen, R1 answers NOT_FOUND).
+    let grant = json!({"customerDomain": "adatum.example", "kind": "DELEGATED_ADMIN", "roles": ["helpdesk_agent"]});
+    linked(app, &w.b, &w.owner, grant).await;
     // Another channel: no partner of record to change.
     let ea = json!({"customerId": w.customer, "channel": "ENTERPRISE_AGREEMENT", "externalReference": "EA-1", "offerId": "EA", "offerName": "Azure EA", "billingModel": "USAGE_BASED"});
     let ea = app.data(&w.owner, REGISTER, json!({"i": ea})).await["registerExternalSubscription"]["subscription"]["id"]
@@ -468,7 +474,7 @@ async fn r15_failed_transfer_mutations_write_nothing() {
     let t = app.data(&w.b, REQUEST_TRANSFER, json!({"i": {"subscriptionId": w.usage["id"]}})).await["requestSubscriptionTransfer"]["transfer"]["id"].clone();
     let before = (audit_total(app).await, outbox_total(app).await);
     let refused = [
-        (&w.b, REQUEST_TRANSFER, json!({"subscriptionId": w.license["id"]}), "LICENSE_BASED_SWITCH_NOT_ALLOWED"),
+        (&w.b, REQUEST_TRANSFER, json!({"subscriptionId": w.license["id"]}), "NOT_FOUND"),
         (&w.b, REQUEST_TRANSFER, json!({"subscriptionId": w.usage["id"]}), "CONFLICT"),
         (&w.a_admin, REQUEST_TRANSFER, json!({"subscriptionId": w.usage["id"]}), "BAD_USER_INPUT"),
         (&w.a_sales, ACCEPT, json!({"id": t}), "FORBIDDEN"),
@@ -506,4 +512,34 @@ async fn r8_concurrent_requests_leave_exactly_one_pending_transfer() {
     let at = app.clock.now() + Duration::days(30);
     assert!(app.seed().transfer(&usage, b, TransferStatus::Pending, at).await.is_err(), "ux_transfer_one_pending");
     app.seed().transfer(&usage, b, TransferStatus::Rejected, at).await.unwrap();
+}
+
+#[tokio::test]
+async fn r1_transfer_requests_answer_not_found_for_unseen_subscriptions_they_cannot_take_over() {
+    let w = switch_world().await;
+    let app = &w.app;
+    let ea = json!({"customerId": w.customer, "channel": "ENTERPRISE_AGREEMENT", "externalReference": "EA-1", "offerId": "EA", "offerName": "Azure EA", "billingModel": "USAGE_BASED"});
+    let ea = app.data(&w.owner, REGISTER, json!({"i": ea})).await["registerExternalSubscription"]["subscription"]["id"]
+        .clone();
+    let suspended = app
+        .data(&w.a_sales, SELL, json!({"i": {"customerId": w.customer, "offerId": "AZ2", "offerName": "Azure plan 2", "billingModel": "USAGE_BASED"}}))
+        .await["createSubscription"]["subscription"]
+        .clone();
+    app.data(&w.a_admin, SUSPEND, json!({"i": {"id": suspended["id"], "expectedVersion": suspended["version"]}})).await;
+    let nowhere = encode(NodeType::Subscription, Uuid::now_v7());
+    let unknown = app.gql_as(Some(&w.b), REQUEST_TRANSFER, json!({"i": {"subscriptionId": nowhere}})).await;
+    assert_eq!(error_code(&unknown), Some("NOT_FOUND"));
+    let before = (audit_total(app).await, outbox_total(app).await);
+    // B (reseller link only) sees none of them: license-based, another channel, suspended.
+    for (case, id) in
+        [("license-based", &w.license["id"]), ("enterprise agreement", &ea), ("suspended", &suspended["id"])]
+    {
+        let body = app.gql_as(Some(&w.b), REQUEST_TRANSFER, json!({"i": {"subscriptionId": id}})).await;
+        assert_eq!(error_code(&body), Some("NOT_FOUND"), "{case}: {body}");
+        assert_eq!(body["errors"][0]["message"], unknown["errors"][0]["message"], "{case}: existence leaks");
+    }
+    assert_eq!((audit_total(app).await, outbox_total(app).await), before, "refusals write nothing");
+    // What it could take over it may name unseen: that is what a transfer request is for.
+    let data = app.data(&w.b, REQUEST_TRANSFER, json!({"i": {"subscriptionId": w.usage["id"]}})).await;
+    assert_eq!(data["requestSubscriptionTransfer"]["transfer"]["status"], "PENDING");
 }

@@ -86,12 +86,28 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
+    /// Longest cursor accepted, in characters (ours are far shorter).
+    pub const MAX_LEN: usize = 1024;
+
+    /// Parses a cursor from a client. Anything this API could not have returned is `BAD_USER_INPUT`:
+    /// oversized text, bad base64 or JSON, a text key with control characters (no sortable text we
+    /// store has any; PostgreSQL refuses NUL), or a time outside the years 1900 to 9999.
     pub fn decode(text: &str) -> ApiResult<Self> {
-        URL_SAFE_NO_PAD
+        let not_ours = || ApiError::bad_input("after", "not a cursor returned by this API");
+        if text.len() > Self::MAX_LEN {
+            return Err(not_ours());
+        }
+        let cursor: Self = URL_SAFE_NO_PAD
             .decode(text)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| ApiError::bad_input("after", "not a cursor returned by this API"))
+            .ok_or_else(not_ours)?;
+        let sane = match &cursor.key {
+            None => true,
+            Some(CursorKey::Text(text)) => !text.chars().any(char::is_control),
+            Some(CursorKey::Time(at)) => (1900..=9999).contains(&chrono::Datelike::year(at)),
+        };
+        if sane { Ok(cursor) } else { Err(not_ours()) }
     }
 }
 
@@ -406,11 +422,27 @@ fn keyset_condition<E: Visible>(sort: &Sort<E>, after: &Cursor) -> ApiResult<Con
     match (&sort.column, &after.key) {
         (None, None) => Ok(Condition::all().add(past_id)),
         (Some((column, _)), Some(key)) => {
+            // A crafted cursor may carry a key of another type than the column (text for a time):
+            // PostgreSQL would refuse the comparison, so it is the caller's error here.
+            if !key_fits(&column.def(), key) {
+                return Err(ApiError::bad_input("after", "this cursor belongs to a list in another order"));
+            }
             let key: Value = key.clone().into();
             let past_key = if forward { column.gt(key.clone()) } else { column.lt(key.clone()) };
             Ok(Condition::any().add(past_key).add(Condition::all().add(column.eq(key)).add(past_id)))
         }
         _ => Err(ApiError::bad_input("after", "this cursor belongs to a list in another order")),
+    }
+}
+
+/// Whether a cursor key has the type of the sort column.
+fn key_fits(column: &sea_orm::ColumnDef, key: &CursorKey) -> bool {
+    use sea_orm::ColumnType as T;
+    match key {
+        CursorKey::Text(_) => matches!(column.get_column_type(), T::String(_) | T::Text | T::Char(_)),
+        CursorKey::Time(_) => {
+            matches!(column.get_column_type(), T::TimestampWithTimeZone | T::Timestamp | T::DateTime)
+        }
     }
 }
 

@@ -42,6 +42,9 @@ const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JWKS document accepted, in bytes.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
+/// Longest `sub` claim accepted, in bytes.
+pub const MAX_SUBJECT_BYTES: usize = 256;
+
 /// Smallest RSA modulus accepted from a JWKS, in bytes (2048 bits).
 const MIN_RSA_MODULUS_BYTES: usize = 256;
 
@@ -230,9 +233,27 @@ impl Verifier {
             None => validation.validate_aud = false,
         }
         validation.set_required_spec_claims(&required);
-        decode::<Claims>(token, key, &validation)
+        let claims = decode::<Claims>(token, key, &validation)
             .map(|data| data.claims)
-            .map_err(|e| ApiError::unauthenticated(rejection(e.kind())))
+            .map_err(|e| ApiError::unauthenticated(rejection(e.kind())))?;
+        self.check_claims(&claims, chrono::Utc::now().timestamp())?;
+        Ok(claims)
+    }
+
+    /// What `jsonwebtoken` does not check: `iat` not in the future beyond the leeway (a token minted
+    /// ahead of time, or by a clock far off), and a `sub` that is short, printable text (it is copied
+    /// into every audit row).
+    fn check_claims(&self, claims: &Claims, now: i64) -> ApiResult<()> {
+        let leeway = i64::try_from(self.config.leeway_secs).unwrap_or(i64::MAX);
+        if claims.iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+            return Err(ApiError::unauthenticated("token issued in the future (`iat`)"));
+        }
+        if claims.sub.is_empty() || claims.sub.len() > MAX_SUBJECT_BYTES || claims.sub.chars().any(char::is_control) {
+            return Err(ApiError::unauthenticated(format!(
+                "token claim `sub` must be 1 to {MAX_SUBJECT_BYTES} bytes of printable text"
+            )));
+        }
+        Ok(())
     }
 
     /// Whether `kid` names a JWKS key already loaded (never fetches).
@@ -617,6 +638,28 @@ mod tests {
         assert_eq!(refused(&verifier, &hs(&c)).await, "token not yet valid");
         c["nbf"] = json!(now() + 10);
         assert!(verifier.verify(&hs(&c)).await.is_ok(), "nbf within the leeway");
+    }
+
+    #[tokio::test]
+    async fn iat_in_the_future_beyond_the_leeway_is_refused() {
+        let verifier = Verifier::new(hs_config()).unwrap();
+        let mut c = claims();
+        c["iat"] = json!(now() + 3600);
+        assert_eq!(refused(&verifier, &hs(&c)).await, "token issued in the future (`iat`)");
+        c["iat"] = json!(now() + 10);
+        assert!(verifier.verify(&hs(&c)).await.is_ok(), "iat within the leeway");
+    }
+
+    #[tokio::test]
+    async fn sub_is_bounded_printable_text() {
+        let verifier = Verifier::new(hs_config()).unwrap();
+        let mut c = claims();
+        c["sub"] = json!("u".repeat(MAX_SUBJECT_BYTES));
+        assert!(verifier.verify(&hs(&c)).await.is_ok());
+        for bad in ["u".repeat(MAX_SUBJECT_BYTES + 1), String::new(), "a\u{0}b".into(), "a\nb".into()] {
+            c["sub"] = json!(bad);
+            refused(&verifier, &hs(&c)).await;
+        }
     }
 
     #[tokio::test]

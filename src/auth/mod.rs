@@ -87,6 +87,9 @@ pub struct Principal {
     pub subject: String,
     pub roles: Vec<Role>,
     pub tenant: Tenant,
+    /// The platform's tenant id in this deployment (reserved: no partner or customer may take it,
+    /// and time-driven changes applied on a caller's behalf are attributed to it, R2, R16).
+    pub platform_tenant: Uuid,
 }
 
 impl Principal {
@@ -120,5 +123,5 @@ pub async fn resolve_principal(db: &DatabaseConnection, platform_tenant: Uuid, c
     let mut roles: Vec<Role> =
         claims.roles.iter().filter_map(|r| Role::parse(r)).filter(|r| r.tenant_kind() == kind).collect();
     roles.dedup();
-    Ok(Principal { tenant_id: claims.tid, subject: claims.sub, roles, tenant })
+    Ok(Principal { tenant_id: claims.tid, subject: claims.sub, roles, tenant, platform_tenant })
 }

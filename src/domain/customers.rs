@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::audit::{self, By, Change};
 use super::idempotency::{self, Claim};
-use super::inputs::{CountryCode, Domain, IdempotencyKey, Text};
+use super::inputs::{CountryCode, Domain, IdempotencyKey, Text, limits};
 use super::{Actor, Writer, rules};
 use crate::auth::{Role, Tenant};
 use crate::error::{ApiError, ApiResult, Code};
@@ -43,7 +43,7 @@ impl CreateCustomer {
     ) -> ApiResult<Self> {
         Ok(Self {
             tenant_id,
-            company_name: Text::parse("companyName", company_name, 200)?.into_string(),
+            company_name: Text::parse("companyName", company_name, limits::NAME)?.into_string(),
             domain: Domain::parse("domain", domain)?.as_str().to_owned(),
             country: CountryCode::parse("country", country)?.as_str().to_owned(),
             cloud,
@@ -159,7 +159,8 @@ async fn create_in(
         }
     };
     rules::r3_not_a_partner(txn, Some(domain.as_str()), Some(tenant_id)).await?;
-    rules::r2_register_tenant(txn, tenant_id, TenantKind::Customer, &domain, now).await?;
+    rules::r2_register_tenant(txn, tenant_id, TenantKind::Customer, &domain, actor.principal.platform_tenant, now)
+        .await?;
     let customer = customer::Model {
         id: Uuid::now_v7(),
         tenant_id,

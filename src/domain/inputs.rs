@@ -1,8 +1,92 @@
 //! Parse, don't validate: caller input becomes these types before any rule sees it. Each parse
 //! failure is `BAD_USER_INPUT` naming the field and saying what would be accepted.
 
+use chrono::{DateTime, Datelike, Utc};
+
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult};
+
+/// The limits of free-text input, in characters (listed in `docs/rules.md`, "Input limits").
+pub mod limits {
+    /// Company and partner names, offer names.
+    pub const NAME: usize = 200;
+    /// Offer ids, partner network ids.
+    pub const IDENTIFIER: usize = 100;
+    /// `externalReference` (an agreement or enrollment number).
+    pub const EXTERNAL_REFERENCE: usize = 100;
+    /// Relationship request and invitation messages.
+    pub const MESSAGE: usize = 1000;
+    /// Idempotency keys.
+    pub const IDEMPOTENCY_KEY: usize = 255;
+    /// Search and other text filters of list fields.
+    pub const FILTER: usize = 200;
+    /// Roles named in one delegated-admin request.
+    pub const ROLES: usize = 10;
+    /// A pagination cursor (`after`).
+    pub const CURSOR: usize = 1024;
+}
+
+/// At most 64 characters of a caller's input, for quoting it back in a message.
+pub fn shown(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// The one check every free text goes through: at most `max` characters, no NUL and no other
+/// control character (line breaks and tabs only where `multiline`). Neither database stores NUL
+/// (PostgreSQL refuses it in text), and nothing we store contains one.
+pub fn check_text(field: &str, text: &str, max: usize, multiline: bool) -> ApiResult<()> {
+    let mut count = 0usize;
+    for c in text.chars() {
+        count += 1;
+        if count > max {
+            return Err(ApiError::bad_input(field, format!("at most {max} characters")));
+        }
+        if c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')) {
+            let what = if multiline {
+                "control characters other than line breaks and tabs"
+            } else {
+                "control characters or line breaks"
+            };
+            return Err(ApiError::bad_input(field, format!("must not contain {what} (at most {max} characters)")));
+        }
+    }
+    Ok(())
+}
+
+/// A filter's text (`search`, `country`, `action`): bounded, without control characters.
+pub fn filter_text(field: &str, text: Option<&str>) -> ApiResult<()> {
+    text.map_or(Ok(()), |t| check_text(field, t, limits::FILTER, false))
+}
+
+/// An instant given by a caller: between the years 1900 and 9999 (both databases store those, and
+/// nothing in a partner program lies outside).
+pub fn instant(field: &str, at: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
+    if (1900..=9999).contains(&at.year()) {
+        Ok(at)
+    } else {
+        Err(ApiError::bad_input(field, "must be between the years 1900 and 9999"))
+    }
+}
+
+/// An optional multi-line message (relationship requests, invitations): trimmed, empty means none,
+/// at most [`limits::MESSAGE`] characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message(String);
+
+impl Message {
+    pub fn parse(field: &str, text: Option<&str>) -> ApiResult<Option<Self>> {
+        let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
+        check_text(field, text, limits::MESSAGE, true)?;
+        Ok(Some(Self(text.to_owned())))
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
 
 /// A DNS domain name, lower-cased (`contoso.com`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -11,7 +95,7 @@ pub struct Domain(String);
 impl Domain {
     pub fn parse(field: &str, text: &str) -> ApiResult<Self> {
         let domain = text.trim().trim_end_matches('.').to_ascii_lowercase();
-        let bad = |why: &str| Err(ApiError::bad_input(field, format!("`{text}` is not a domain name: {why}")));
+        let bad = |why: &str| Err(ApiError::bad_input(field, format!("`{}` is not a domain name: {why}", shown(text))));
         if domain.is_empty() || domain.len() > 253 {
             return bad("it must have 1 to 253 characters");
         }
@@ -55,7 +139,10 @@ impl CountryCode {
         if code.len() == 2 && ISO_3166_ALPHA2.split_ascii_whitespace().any(|c| c == code) {
             Ok(Self(code))
         } else {
-            Err(ApiError::bad_input(field, format!("`{text}` is not an ISO 3166-1 alpha-2 country code (like `US`)")))
+            Err(ApiError::bad_input(
+                field,
+                format!("`{}` is not an ISO 3166-1 alpha-2 country code (like `US`)", shown(text)),
+            ))
         }
     }
 
@@ -71,7 +158,7 @@ pub struct Text(String);
 impl Text {
     pub fn parse(field: &str, text: &str, max: usize) -> ApiResult<Self> {
         let trimmed = text.trim();
-        if trimmed.is_empty() || trimmed.chars().count() > max || trimmed.chars().any(char::is_control) {
+        if trimmed.is_empty() || check_text(field, trimmed, max, false).is_err() {
             return Err(ApiError::bad_input(field, format!("must be 1 to {max} characters on one line")));
         }
         Ok(Self(trimmed.to_owned()))
@@ -149,6 +236,9 @@ pub struct DelegatedRoles(Vec<Role>);
 
 impl DelegatedRoles {
     pub fn parse(field: &str, roles: &[String]) -> ApiResult<Self> {
+        if roles.len() > limits::ROLES {
+            return Err(ApiError::bad_input(field, format!("name at most {} roles", limits::ROLES)));
+        }
         let mut parsed = Vec::new();
         for text in roles {
             match Role::parse(text.trim()) {
@@ -160,7 +250,7 @@ impl DelegatedRoles {
                 _ => {
                     return Err(ApiError::bad_input(
                         field,
-                        format!("`{text}`: only `admin_agent` and `helpdesk_agent` can be delegated"),
+                        format!("`{}`: only `admin_agent` and `helpdesk_agent` can be delegated", shown(text)),
                     ));
                 }
             }
@@ -182,18 +272,22 @@ impl DelegatedRoles {
     }
 }
 
-/// A client-chosen idempotency key (R14): 1 to 255 printable characters.
+/// A client-chosen idempotency key (R14): 1 to [`limits::IDEMPOTENCY_KEY`] printable characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
     pub fn parse(text: Option<&str>) -> ApiResult<Option<Self>> {
+        const FIELD: &str = "idempotencyKey";
         match text {
             None => Ok(None),
-            Some(t) if !t.is_empty() && t.len() <= 255 && !t.chars().any(char::is_control) => {
+            Some(t) if !t.is_empty() && check_text(FIELD, t, limits::IDEMPOTENCY_KEY, false).is_ok() => {
                 Ok(Some(Self(t.to_owned())))
             }
-            Some(_) => Err(ApiError::bad_input("idempotencyKey", "must be 1 to 255 printable characters")),
+            Some(_) => Err(ApiError::bad_input(
+                FIELD,
+                format!("must be 1 to {} printable characters", limits::IDEMPOTENCY_KEY),
+            )),
         }
     }
 
@@ -214,6 +308,18 @@ mod tests {
         for bad in ["", "localhost", "-a.com", "a..com", "a_b.com", "1.2.3.4", long.as_str()] {
             assert!(Domain::parse("d", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn free_text_is_bounded_and_has_no_nul() {
+        assert!(Text::parse("f", "a\u{0}b", 10).is_err());
+        assert!(Text::parse("f", &"a".repeat(11), 10).is_err());
+        assert!(Message::parse("m", Some("line one\nline two")).unwrap().is_some());
+        assert!(Message::parse("m", Some("a\u{0}")).is_err());
+        assert!(Message::parse("m", Some(&"a".repeat(1001))).unwrap_err().message.contains("1000"));
+        assert!(filter_text("filter.search", Some("a\u{0}")).unwrap_err().message.contains("filter.search"));
+        assert_eq!(shown(&"x".repeat(1000)).chars().count(), 65);
+        assert!(Domain::parse("d", &"x".repeat(100_000)).unwrap_err().message.len() < 200);
     }
 
     #[test]

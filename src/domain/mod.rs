@@ -82,6 +82,23 @@ impl Actor {
         }
     }
 
+    /// R16: a subscription about to be written, with what the clock has done to it (renewal, expiry)
+    /// first applied and recorded as its own change by the system, in this transaction.
+    pub async fn catch_up(
+        &self,
+        txn: &DatabaseTransaction,
+        stored: entity::subscription::Model,
+    ) -> ApiResult<entity::subscription::Model> {
+        let by = audit::By::system(self.principal.platform_tenant, self.now);
+        let (now, window) = (self.now, self.cancellation_window);
+        Ok(runner::apply_due_subscription(txn, &by, stored, now, window).await?.0)
+    }
+
+    /// A row the caller may see, read inside the transaction; `None` otherwise.
+    pub async fn find<E: Visible>(&self, txn: &DatabaseTransaction, id: Uuid) -> ApiResult<Option<E::Model>> {
+        Ok(E::visible(&self.scope).filter(sea_orm::ColumnTrait::eq(&E::id_column(), id)).one(txn).await?)
+    }
+
     /// A row the caller may see, read inside the transaction; `NOT_FOUND` otherwise (R1: never
     /// `FORBIDDEN`, which would reveal that it exists).
     pub async fn load<E: Visible>(&self, txn: &DatabaseTransaction, id: Uuid, what: &str) -> ApiResult<E::Model> {

@@ -28,10 +28,12 @@ pub async fn onboard(writer: &Writer, actor: &Actor, input: OnboardPartner) -> A
     let tenant_id = input.tenant_id.unwrap_or_else(Uuid::new_v4);
     let by = By::from(actor);
     let now = actor.now;
+    let platform_tenant = actor.principal.platform_tenant;
     writer
         .write(move |txn| {
             Box::pin(async move {
-                rules::r2_register_tenant(txn, tenant_id, TenantKind::Partner, &input.domain, now).await?;
+                rules::r2_register_tenant(txn, tenant_id, TenantKind::Partner, &input.domain, platform_tenant, now)
+                    .await?;
                 let network_id = input.partner_network_id.into_string();
                 if partner::Entity::find()
                     .filter(partner::Column::PartnerNetworkId.eq(&network_id))

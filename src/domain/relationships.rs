@@ -14,7 +14,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::audit::{self, By, Change};
-use super::inputs::{DelegatedRoles, Domain, DurationDays};
+use super::inputs::{DelegatedRoles, Domain, DurationDays, Message};
 use super::lifecycle::{self, RELATIONSHIP_REQUEST_DAYS};
 use super::{Actor, Writer, rules, versioned};
 use crate::auth::{Role, Tenant};
@@ -61,10 +61,7 @@ impl RequestRelationship {
                 "only reseller relationships name an indirect provider",
             ));
         }
-        let message = message.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
-        if message.as_ref().is_some_and(|m| m.chars().count() > 1000) {
-            return Err(ApiError::bad_input("message", "at most 1000 characters"));
-        }
+        let message = Message::parse("message", message.as_deref())?.map(Message::into_string);
         Ok(Self {
             customer_domain,
             kind,
@@ -160,18 +157,10 @@ pub async fn request(writer: &Writer, actor: &Actor, input: RequestRelationship)
     writer
         .write(move |txn| {
             Box::pin(async move {
+                // R3 first: partner domains are on the program's public directory, so saying that a
+                // domain is a partner's reveals nothing.
                 rules::r3_not_a_partner(txn, Some(input.customer_domain.as_str()), None).await?;
-                let customer = customer::Entity::find()
-                    .filter(customer::Column::Domain.eq(input.customer_domain.as_str()))
-                    .one(txn)
-                    .await?
-                    .ok_or_else(|| {
-                        ApiError::new(
-                            Code::NotFound,
-                            "no customer with this domain: check the spelling, or create the customer instead",
-                        )
-                    })?;
-                rules::r4_same_cloud(requester.cloud, customer.cloud, "requestRelationship")?;
+                let customer = r1_requestable_customer(txn, &actor, &requester, &input.customer_domain).await?;
 
                 let mut rel = new_relationship(input.kind, requester.id, &actor);
                 if let Some(provider_id) = input.indirect_provider_id {
@@ -230,6 +219,40 @@ pub async fn request(writer: &Writer, actor: &Actor, input: RequestRelationship)
         .await
 }
 
+/// R1 for requests by domain: a partner names a customer it cannot see yet (that is what a request
+/// is for), so the customer's existence under that domain is revealed (as R2's `DOMAIN_TAKEN` does
+/// anyway), but nothing about it: a customer the partner cannot see and that lives in another
+/// cloud (R4) answers exactly as a domain nobody holds. A customer it sees gets the R4 error.
+async fn r1_requestable_customer(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    requester: &partner::Model,
+    domain: &Domain,
+) -> ApiResult<customer::Model> {
+    let unknown = || {
+        ApiError::new(
+            Code::NotFound,
+            format!(
+                "no customer with the domain `{}` in your cloud: check the spelling, or create the customer instead",
+                domain.as_str()
+            ),
+        )
+    };
+    let customer = customer::Entity::find()
+        .filter(customer::Column::Domain.eq(domain.as_str()))
+        .one(txn)
+        .await?
+        .ok_or_else(unknown)?;
+    if customer.cloud != requester.cloud {
+        let visible = actor.find::<customer::Entity>(txn, customer.id).await?.is_some();
+        if !visible {
+            return Err(unknown());
+        }
+        rules::r4_same_cloud(requester.cloud, customer.cloud, "requestRelationship")?;
+    }
+    Ok(customer)
+}
+
 /// `RELATIONSHIP_REQUIRED` unless the provider has an ACTIVE indirect-reseller relationship with the reseller.
 async fn active_indirect_link(txn: &DatabaseTransaction, provider_id: Uuid, reseller_id: Uuid) -> ApiResult<()> {
     use relationship::Column as R;
@@ -255,6 +278,7 @@ pub async fn invite_reseller(
     reseller_id: Uuid,
     message: Option<String>,
 ) -> ApiResult<relationship::Model> {
+    let message = Message::parse("message", message.as_deref())?.map(Message::into_string);
     let provider = actor.partner(&[Role::AdminAgent])?.clone();
     rules::r17_not_suspended(&provider)?;
     match provider.partner_type {
@@ -271,15 +295,7 @@ pub async fn invite_reseller(
     writer
         .write(move |txn| {
             Box::pin(async move {
-                // The provider names a reseller it cannot see yet: look it up among all partners.
-                let reseller = partner::Entity::find_by_id(reseller_id)
-                    .one(txn)
-                    .await?
-                    .ok_or_else(|| ApiError::not_found("reseller"))?;
-                if reseller.partner_type != PartnerType::IndirectReseller {
-                    return Err(ApiError::bad_input("resellerId", "only INDIRECT_RESELLER partners can be invited"));
-                }
-                rules::r4_same_cloud(provider.cloud, reseller.cloud, "inviteReseller")?;
+                let reseller = r1_invitable_reseller(txn, &actor, &provider, reseller_id).await?;
                 r12_no_duplicate(
                     txn,
                     &actor,
@@ -290,7 +306,7 @@ pub async fn invite_reseller(
                 .await?;
                 let mut rel = new_relationship(RelationshipKind::IndirectReseller, reseller.id, &actor);
                 rel.indirect_provider_id = Some(provider.id);
-                rel.message = message.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty());
+                rel.message = message;
                 let insert = rel.into_active_model().insert(txn);
                 let rel = super::on_unique(insert, Code::Conflict, "an invitation is already pending").await?;
                 let change = Change::new("relationship.invite", "RELATIONSHIP_REQUESTED", "Relationship", rel.id)
@@ -302,6 +318,29 @@ pub async fn invite_reseller(
             })
         })
         .await
+}
+
+/// R1 for invitations: the provider names a reseller it cannot see yet (the reseller gives it its
+/// id), so only an INDIRECT_RESELLER of the provider's cloud may be named unseen; any other partner
+/// it cannot see answers exactly as an id nobody holds (its type and cloud stay hidden). A partner it
+/// sees gets the R6/R4 errors.
+async fn r1_invitable_reseller(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    provider: &partner::Model,
+    reseller_id: Uuid,
+) -> ApiResult<partner::Model> {
+    let reseller =
+        partner::Entity::find_by_id(reseller_id).one(txn).await?.ok_or_else(|| ApiError::not_found("reseller"))?;
+    let invitable = reseller.partner_type == PartnerType::IndirectReseller && reseller.cloud == provider.cloud;
+    if !invitable && actor.find::<partner::Entity>(txn, reseller.id).await?.is_none() {
+        return Err(ApiError::not_found("reseller"));
+    }
+    if reseller.partner_type != PartnerType::IndirectReseller {
+        return Err(ApiError::bad_input("resellerId", "only INDIRECT_RESELLER partners can be invited"));
+    }
+    rules::r4_same_cloud(provider.cloud, reseller.cloud, "inviteReseller")?;
+    Ok(reseller)
 }
 
 /// The invited party answers a request.

@@ -12,15 +12,20 @@ use super::inputs::Domain;
 use crate::auth::Role;
 use crate::error::{ApiError, ApiResult, Code};
 
-/// R2: tenant ids and domains are unique across partners and customers. Registers the pair in the
-/// shared registry (whose unique keys are the final word when two requests race).
+/// R2: tenant ids and domains are unique across partners and customers, and the platform's own
+/// tenant id (configured, not a registry row) is taken too. Registers the pair in the shared registry
+/// (whose unique keys are the final word when two requests race).
 pub async fn r2_register_tenant<C: ConnectionTrait>(
     db: &C,
     tenant_id: Uuid,
     kind: TenantKind,
     domain: &Domain,
+    platform_tenant: Uuid,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
+    if tenant_id == platform_tenant {
+        return Err(tenant_id_taken(tenant_id));
+    }
     let taken = tenant::Entity::find()
         .filter(
             Condition::any()
@@ -36,7 +41,7 @@ pub async fn r2_register_tenant<C: ConnectionTrait>(
         ));
     }
     if !taken.is_empty() {
-        return Err(ApiError::new(Code::Conflict, format!("the tenant id {tenant_id} is already registered")));
+        return Err(tenant_id_taken(tenant_id));
     }
     let insert = tenant::Model { tenant_id, kind, domain: domain.as_str().to_owned(), created_at: now }
         .into_active_model()
@@ -48,6 +53,13 @@ pub async fn r2_register_tenant<C: ConnectionTrait>(
     )
     .await?;
     Ok(())
+}
+
+fn tenant_id_taken(tenant_id: Uuid) -> ApiError {
+    ApiError::new(
+        Code::Conflict,
+        format!("the tenant id {tenant_id} is already registered; leave tenantId out to have one generated"),
+    )
 }
 
 /// R3: CSP partners cannot resell to other CSP partners: a domain or tenant id that belongs to a
@@ -131,7 +143,8 @@ pub async fn active_delegated_admin<C: ConnectionTrait>(
 
 /// R5: who may sell to a customer. A partner sells through its ACTIVE reseller relationship; an
 /// indirect provider through an ACTIVE reseller relationship whose `indirectProvider` it is, naming
-/// that relationship's reseller. Delegated admin alone does not allow selling. Returns the reseller
+/// that relationship's reseller, which must still hold its ACTIVE indirect-reseller link with the
+/// provider (R6). Delegated admin alone does not allow selling. Returns the reseller
 /// of record (for indirect sales).
 pub async fn r5_may_sell<C: ConnectionTrait>(
     db: &C,
@@ -146,6 +159,21 @@ pub async fn r5_may_sell<C: ConnectionTrait>(
         .filter(R::CustomerId.eq(customer.id));
     match (seller.partner_type, reseller_id) {
         (PartnerType::IndirectProvider, Some(reseller_id)) => {
+            // The provider sells in the reseller's name only while the reseller keeps its ACTIVE
+            // indirect-reseller link with it (a reseller that ended the link has left the provider).
+            let indirect = relationship::Entity::find()
+                .filter(R::Kind.eq(RelationshipKind::IndirectReseller))
+                .filter(R::Status.eq(RelationshipStatus::Active))
+                .filter(R::PartnerId.eq(reseller_id))
+                .filter(R::IndirectProviderId.eq(seller.id))
+                .one(db)
+                .await?;
+            if indirect.is_none() {
+                return Err(ApiError::new(
+                    Code::RelationshipRequired,
+                    "selling through this reseller needs an ACTIVE indirect-reseller relationship with it (invite it again and have it accept)",
+                ));
+            }
             let link = active_reseller_link
                 .filter(R::PartnerId.eq(reseller_id))
                 .filter(R::IndirectProviderId.eq(seller.id))

@@ -61,22 +61,8 @@ pub async fn run_once(
     for outcome in apply_each(writer, due, |txn, stored| {
         let by = by.clone();
         Box::pin(async move {
-            let mut after = effective_subscription(stored.clone(), now, window);
-            after.updated_at = now;
-            let renewed = after.status == SubscriptionStatus::Active;
-            let after = versioned::update_subscription(txn, &stored, after, None).await?;
-            let (action, event) = if renewed {
-                ("subscription.renew", "SUBSCRIPTION_RENEWED")
-            } else {
-                ("subscription.expire", "SUBSCRIPTION_EXPIRED")
-            };
-            let change = Change::new(action, event, "Subscription", after.id)
-                .partner(after.partner_id)
-                .related_partner(after.reseller_id)
-                .customer(after.customer_id)
-                .diff(Some(&stored), &after);
-            audit::record(txn, &by, change).await?;
-            Ok(renewed)
+            let (_, renewed) = apply_due_subscription(txn, &by, stored, now, window).await?;
+            Ok(renewed.unwrap_or(false))
         })
     })
     .await?
@@ -150,6 +136,40 @@ pub async fn run_once(
 
     report.purged_idempotency_keys = idempotency::purge(db, now).await?;
     Ok(report)
+}
+
+/// R16: the time-driven change due on one subscription at `now` (a renewal, or an expiry), applied as
+/// a change of its own — audit and outbox events by `by` (the system) — in the caller's transaction.
+/// The runner applies it, and so does every write that finds it due before the runner has passed, so
+/// that a user's change never carries it. Returns the row as stored afterwards and whether it renewed
+/// (`None` when nothing was due).
+pub async fn apply_due_subscription(
+    txn: &DatabaseTransaction,
+    by: &By,
+    stored: subscription::Model,
+    now: DateTime<Utc>,
+    window: Duration,
+) -> ApiResult<(subscription::Model, Option<bool>)> {
+    let due = stored.status == SubscriptionStatus::Active && stored.term_end.is_some_and(|end| end <= now);
+    if !due {
+        return Ok((stored, None));
+    }
+    let mut after = effective_subscription(stored.clone(), now, window);
+    after.updated_at = now;
+    let renewed = after.status == SubscriptionStatus::Active;
+    let after = versioned::update_subscription(txn, &stored, after, None).await?;
+    let (action, event) = if renewed {
+        ("subscription.renew", "SUBSCRIPTION_RENEWED")
+    } else {
+        ("subscription.expire", "SUBSCRIPTION_EXPIRED")
+    };
+    let change = Change::new(action, event, "Subscription", after.id)
+        .partner(after.partner_id)
+        .related_partner(after.reseller_id)
+        .customer(after.customer_id)
+        .diff(Some(&stored), &after);
+    audit::record(txn, by, change).await?;
+    Ok((after, Some(renewed)))
 }
 
 /// What became of one due row.

@@ -5,14 +5,14 @@
 use chrono::{DateTime, Utc};
 use entity::enums::{BillingModel, Channel, SubscriptionStatus};
 use entity::{customer, partner, subscription};
-use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, IntoActiveModel};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, IntoActiveModel};
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::audit::{self, By, Change};
 use super::idempotency::{self, Claim};
-use super::inputs::{IdempotencyKey, Quantity, TermMonths, Text};
+use super::inputs::{self, IdempotencyKey, Quantity, TermMonths, Text, limits};
 use super::lifecycle::{add_months, effective_subscription};
 use super::{Actor, Writer, rules, versioned};
 use crate::auth::{Role, Tenant};
@@ -100,8 +100,8 @@ impl CreateSubscription {
     ) -> ApiResult<Self> {
         Ok(Self {
             customer_id,
-            offer_id: Text::parse("offerId", offer_id, 100)?.into_string(),
-            offer_name: Text::parse("offerName", offer_name, 200)?.into_string(),
+            offer_id: Text::parse("offerId", offer_id, limits::IDENTIFIER)?.into_string(),
+            offer_name: Text::parse("offerName", offer_name, limits::NAME)?.into_string(),
             billing_model,
             terms: Terms::parse(billing_model, quantity, term_months, true)?,
             auto_renew,
@@ -149,6 +149,8 @@ impl RegisterExternal {
                 "CSP subscriptions are sold with createSubscription; register DIRECT, ADVISOR, OPEN, ENTERPRISE_AGREEMENT or THIRD_PARTY ones",
             ));
         }
+        let term_start = term_start.map(|at| inputs::instant("termStart", at)).transpose()?;
+        let term_end = term_end.map(|at| inputs::instant("termEnd", at)).transpose()?;
         if let (Some(start), Some(end)) = (term_start, term_end)
             && end <= start
         {
@@ -157,9 +159,10 @@ impl RegisterExternal {
         Ok(Self {
             customer_id,
             channel,
-            external_reference: Text::parse("externalReference", external_reference, 100)?.into_string(),
-            offer_id: Text::parse("offerId", offer_id, 100)?.into_string(),
-            offer_name: Text::parse("offerName", offer_name, 200)?.into_string(),
+            external_reference: Text::parse("externalReference", external_reference, limits::EXTERNAL_REFERENCE)?
+                .into_string(),
+            offer_id: Text::parse("offerId", offer_id, limits::IDENTIFIER)?.into_string(),
+            offer_name: Text::parse("offerName", offer_name, limits::NAME)?.into_string(),
             billing_model,
             terms: Terms::parse(billing_model, quantity, None, false)?,
             term_start,
@@ -193,8 +196,12 @@ impl Migrate {
     ) -> ApiResult<Self> {
         Ok(Self {
             source_id,
-            offer_id: offer_id.map(|o| Text::parse("offerId", o, 100).map(Text::into_string)).transpose()?,
-            offer_name: offer_name.map(|o| Text::parse("offerName", o, 200).map(Text::into_string)).transpose()?,
+            offer_id: offer_id
+                .map(|o| Text::parse("offerId", o, limits::IDENTIFIER).map(Text::into_string))
+                .transpose()?,
+            offer_name: offer_name
+                .map(|o| Text::parse("offerName", o, limits::NAME).map(Text::into_string))
+                .transpose()?,
             reseller_id,
             cancel_source,
             idempotency_key: IdempotencyKey::parse(idempotency_key)?,
@@ -410,7 +417,8 @@ pub async fn register_external(
                         change_for("subscription.register", "SUBSCRIPTION_CREATED", &s).diff(None, &s),
                     )
                     .await?;
-                    Ok(s)
+                    // A term that has already ended: the clock's change follows at once (R16).
+                    actor.catch_up(txn, s).await
                 };
                 let replay = async |response: serde_json::Value| {
                     actor.load::<subscription::Entity>(txn, stored_id(&response, "subscription")?, "subscription").await
@@ -464,17 +472,18 @@ pub async fn change(
                 let stored = actor.load::<subscription::Entity>(txn, id, "subscription").await?;
                 r10_may_change(txn, &actor, &stored).await?;
                 versioned::check_expected(stored.version, Some(expected_version), "subscription")?;
-                // What the clock has already done (a renewal, an expiry) counts as done.
-                let before = effective_subscription(stored.clone(), actor.now, actor.cancellation_window);
+                // What the clock has already done (a renewal, an expiry) is done first, as its own
+                // change by the system (R16), so that the caller's change carries only its own fields.
+                let before = actor.catch_up(txn, stored).await?;
                 let after = r11_apply(&actor, &before, action)?;
-                let after = versioned::update_subscription(txn, &stored, after, Some(expected_version)).await?;
+                let after = versioned::update_subscription(txn, &before, after, None).await?;
                 let (verb, event) = match action {
                     Action::Update { .. } => ("subscription.update", "SUBSCRIPTION_UPDATED"),
                     Action::Suspend => ("subscription.suspend", "SUBSCRIPTION_SUSPENDED"),
                     Action::Reactivate => ("subscription.reactivate", "SUBSCRIPTION_REACTIVATED"),
                     Action::Cancel => ("subscription.cancel", "SUBSCRIPTION_CANCELLED"),
                 };
-                audit::record(txn, &By::from(&actor), change_for(verb, event, &after).diff(Some(&stored), &after))
+                audit::record(txn, &By::from(&actor), change_for(verb, event, &after).diff(Some(&before), &after))
                     .await?;
                 Ok(after)
             })
@@ -563,26 +572,23 @@ pub fn r11_apply(actor: &Actor, before: &subscription::Model, action: Action) ->
 
 /// R9: a partner allowed to sell to the customer replaces a non-CSP usage-based subscription with a
 /// CSP one (`migratedFrom`); the source stays ACTIVE unless `cancelSource`, which needs ACTIVE
-/// delegated admin as `admin_agent` and cancels it in the same transaction.
+/// delegated admin as `admin_agent` and cancels it in the same transaction. R1: the source is read
+/// under the caller's visibility (a partner sees a customer's subscriptions bought elsewhere through
+/// ACTIVE delegated admin), so one it cannot see is `NOT_FOUND` like an id nobody holds. Returns the
+/// new subscription and the source, `None` when the caller cannot see it (on a replay, after its
+/// delegated admin ended).
 pub async fn migrate(
     writer: &Writer,
     actor: &Actor,
     input: Migrate,
-) -> ApiResult<(subscription::Model, subscription::Model)> {
+) -> ApiResult<(subscription::Model, Option<subscription::Model>)> {
     let seller = seller(actor)?;
     let actor = actor.clone();
     writer
         .write(move |txn| {
             Box::pin(async move {
                 let work = async || {
-                    // R9 rests on R5, not on visibility: a partner that may sell to the customer may
-                    // name a subscription the customer bought elsewhere (the customer tells it the id)
-                    // even before it holds delegated admin. Customers it does not serve do not exist for it.
-                    let stored = subscription::Entity::find_by_id(input.source_id)
-                        .one(txn)
-                        .await?
-                        .ok_or_else(|| ApiError::not_found("subscription"))?;
-                    actor.load::<customer::Entity>(txn, stored.customer_id, "subscription").await?;
+                    let stored = actor.load::<subscription::Entity>(txn, input.source_id, "subscription").await?;
                     let source = effective_subscription(stored.clone(), actor.now, actor.cancellation_window);
                     if source.channel == Channel::Csp || source.billing_model != BillingModel::UsageBased {
                         return Err(ApiError::bad_input("sourceSubscriptionId", "only USAGE_BASED subscriptions bought outside CSP can be migrated"));
@@ -601,13 +607,15 @@ pub async fn migrate(
                                 "cancelSource needs an ACTIVE delegated-admin relationship with the admin_agent role; migrate without it, or ask the customer for delegated admin",
                             ));
                         }
-                        let mut cancelled = source.clone();
+                        // A renewal the clock has done is recorded first, as its own change (R16).
+                        let current = actor.catch_up(txn, stored).await?;
+                        let mut cancelled = current.clone();
                         cancelled.status = SubscriptionStatus::Cancelled;
                         cancelled.cancelled_at = Some(actor.now);
                         cancelled.auto_renew = false;
                         cancelled.updated_at = actor.now;
-                        let cancelled = versioned::update_subscription(txn, &stored, cancelled, None).await?;
-                        audit::record(txn, &by, change_for("subscription.cancel", "SUBSCRIPTION_CANCELLED", &cancelled).diff(Some(&stored), &cancelled)).await?;
+                        let cancelled = versioned::update_subscription(txn, &current, cancelled, None).await?;
+                        audit::record(txn, &by, change_for("subscription.cancel", "SUBSCRIPTION_CANCELLED", &cancelled).diff(Some(&current), &cancelled)).await?;
                         cancelled
                     } else {
                         source
@@ -625,14 +633,18 @@ pub async fn migrate(
                     s.migrated_from_id = Some(source.id);
                     let s = s.into_active_model().insert(txn).await?;
                     audit::record(txn, &by, change_for("subscription.migrate", "SUBSCRIPTION_MIGRATED", &s).diff(None, &s)).await?;
-                    Ok((s, source))
+                    Ok((s, Some(source)))
                 };
+                // The first result, read again now: the source only while the caller still sees it.
                 let replay = async |response: serde_json::Value| {
                     let s = actor.load::<subscription::Entity>(txn, stored_id(&response, "subscription")?, "subscription").await?;
-                    let source = actor.load::<subscription::Entity>(txn, stored_id(&response, "source")?, "subscription").await?;
+                    let source = match s.migrated_from_id {
+                        Some(id) => actor.find::<subscription::Entity>(txn, id).await?,
+                        None => None,
+                    };
                     Ok((s, source))
                 };
-                idempotent(txn, &actor, "migrateUsageSubscription", input.idempotency_key.as_ref(), &input, work, |(s, src)| json!({"subscription": s.id, "source": src.id}), replay).await
+                idempotent(txn, &actor, "migrateUsageSubscription", input.idempotency_key.as_ref(), &input, work, |(s, _)| json!({"subscription": s.id, "source": s.migrated_from_id}), replay).await
             })
         })
         .await

@@ -84,20 +84,13 @@ async fn request_in(
     target: &partner::Model,
     subscription_id: Uuid,
 ) -> ApiResult<subscription_transfer::Model> {
-    // The target does not see the subscription yet (it is not its partner of record): it may name
-    // one of a customer it serves; anything else does not exist for it.
-    let stored = subscription::Entity::find_by_id(subscription_id)
-        .one(txn)
-        .await?
-        .ok_or_else(|| ApiError::not_found("subscription"))?;
-    let customer = actor.load::<customer::Entity>(txn, stored.customer_id, "subscription").await?;
+    let (s, customer) = r1_requestable_subscription(txn, actor, target, subscription_id).await?;
     if !has_own_reseller_link(txn, target.id, customer.id).await? {
         return Err(ApiError::new(
             Code::RelationshipRequired,
             "taking over a subscription needs your own ACTIVE reseller relationship with its customer (request one and have the customer accept)",
         ));
     }
-    let s = effective_subscription(stored, actor.now, actor.cancellation_window);
     if s.channel != Channel::Csp {
         return Err(ApiError::bad_input(
             "subscriptionId",
@@ -169,6 +162,35 @@ async fn request_in(
     )
     .await?;
     Ok(transfer)
+}
+
+/// R1 for transfer requests: the target is not the partner of record, so it usually cannot see the
+/// subscription (the customer gives it the id). Unseen, it may name only what it could take over: an
+/// ACTIVE CSP usage-based subscription with a partner of record, of a customer it serves through its
+/// own ACTIVE reseller relationship (a customer it sees, cloud included, so R4 may then speak). Anything else it cannot see answers exactly as an id
+/// nobody holds, so neither its billing model, channel, state nor customer is revealed. A
+/// subscription it sees gets the specific errors (R7, R8).
+async fn r1_requestable_subscription(
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    target: &partner::Model,
+    subscription_id: Uuid,
+) -> ApiResult<(subscription::Model, customer::Model)> {
+    let not_found = || ApiError::not_found("subscription");
+    let stored = subscription::Entity::find_by_id(subscription_id).one(txn).await?.ok_or_else(not_found)?;
+    let customer = actor.find::<customer::Entity>(txn, stored.customer_id).await?.ok_or_else(not_found)?;
+    let s = effective_subscription(stored, actor.now, actor.cancellation_window);
+    if actor.find::<subscription::Entity>(txn, s.id).await?.is_none() {
+        let could_take_over = s.channel == Channel::Csp
+            && s.billing_model == BillingModel::UsageBased
+            && s.status == SubscriptionStatus::Active
+            && s.partner_id.is_some_and(|p| p != target.id)
+            && has_own_reseller_link(txn, target.id, customer.id).await?;
+        if !could_take_over {
+            return Err(not_found());
+        }
+    }
+    Ok((s, customer))
 }
 
 /// Whether the partner holds its own ACTIVE reseller relationship with the customer (as partner,
@@ -258,7 +280,9 @@ pub async fn answer(
                             .one(txn)
                             .await?
                             .ok_or_else(|| ApiError::not_found("subscription"))?;
-                        let current = effective_subscription(stored.clone(), actor.now, actor.cancellation_window);
+                        // A renewal or expiry the clock has done is recorded first, as its own change (R16).
+                        let stored = actor.catch_up(txn, stored).await?;
+                        let current = stored.clone();
                         if current.status != SubscriptionStatus::Active
                             || current.partner_id != Some(before.source_partner_id)
                         {

@@ -69,7 +69,9 @@ impl Query {
         after: Option<String>,
         filter: Option<PartnerFilter>,
     ) -> async_graphql::Result<PartnerConnection> {
-        partner_page(ctx, filter.unwrap_or_default().condition(), first, after).await
+        let filter = filter.unwrap_or_default();
+        filter.validate()?;
+        partner_page(ctx, filter.condition(), first, after).await
     }
 
     /// A customer by global id.
@@ -88,7 +90,9 @@ impl Query {
         filter: Option<CustomerFilter>,
         order_by: Option<CustomerOrder>,
     ) -> async_graphql::Result<CustomerConnection> {
-        customer_page(ctx, filter.unwrap_or_default().condition(), first, after, order_by).await
+        let filter = filter.unwrap_or_default();
+        filter.validate()?;
+        customer_page(ctx, filter.condition(), first, after, order_by).await
     }
 
     /// A subscription by global id.

@@ -28,6 +28,29 @@ use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Longest `X-Request-Id` taken from a client, in characters.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// A client's `X-Request-Id` is copied into every audit row and log line of the request: one that is
+/// longer than [`MAX_REQUEST_ID_CHARS`], holds anything but printable ASCII, or is sent twice is
+/// dropped here, before anything reads it, so that [`SetRequestIdLayer`] generates a fresh one.
+async fn sanitize_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let values = request.headers().get_all(&REQUEST_ID);
+    let acceptable = |bytes: &[u8]| {
+        !bytes.is_empty() && bytes.len() <= MAX_REQUEST_ID_CHARS && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+    };
+    let mut count = 0;
+    let mut keep = true;
+    for value in values {
+        count += 1;
+        keep &= acceptable(value.as_bytes());
+    }
+    if count > 1 || !keep {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    request
+}
+
 /// The whole application, without a socket (tests drive it with `oneshot`).
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.settings.cors_origins);
@@ -56,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(sanitize_request_id))
         .with_state(state)
 }
 

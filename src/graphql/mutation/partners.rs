@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use uuid::Uuid;
 
-use crate::domain::inputs::{Domain, Text};
+use crate::domain::inputs::{Domain, Text, limits};
 use crate::domain::partners::{self, OnboardPartner};
 use crate::graphql::context::{RequestCtx, session};
 use crate::graphql::ids::{self, NodeType};
@@ -61,10 +61,10 @@ impl PartnerMutations {
         let actor = rc.actor()?;
         let parsed = OnboardPartner {
             tenant_id: input.tenant_id,
-            name: Text::parse("name", &input.name, 200)?,
+            name: Text::parse("name", &input.name, limits::NAME)?,
             domain: Domain::parse("domain", &input.domain)?,
             partner_type: input.partner_type.into(),
-            partner_network_id: Text::parse("partnerNetworkId", &input.partner_network_id, 64)?,
+            partner_network_id: Text::parse("partnerNetworkId", &input.partner_network_id, limits::IDENTIFIER)?,
             cloud: input.cloud.into(),
         };
         let partner = partners::onboard(&session(ctx)?.writer, &actor, parsed).await?;

@@ -86,7 +86,8 @@ pub struct SubscriptionActionInput {
 /// Replaces a usage-based subscription bought elsewhere with a CSP one.
 #[derive(InputObject)]
 pub struct MigrateUsageSubscriptionInput {
-    /// The non-CSP usage-based subscription.
+    /// The non-CSP usage-based subscription; one you can see (a customer's subscriptions bought
+    /// elsewhere are visible to partners holding ACTIVE delegated admin with it).
     pub source_subscription_id: ID,
     /// The CSP offer's id (default: the source's).
     pub offer_id: Option<String>,
@@ -113,8 +114,9 @@ pub struct SubscriptionPayload {
 pub struct MigrationPayload {
     /// The new CSP subscription (`migratedFrom` names the source).
     pub subscription: Subscription,
-    /// The source, ACTIVE or (with `cancelSource`) CANCELLED.
-    pub source: Subscription,
+    /// The source, ACTIVE or (with `cancelSource`) CANCELLED; `null` when you can no longer see it
+    /// (a repeat with the same `idempotencyKey` after your delegated admin ended).
+    pub source: Option<Subscription>,
 }
 
 #[derive(Default)]
@@ -146,7 +148,7 @@ impl SubscriptionMutations {
             input.idempotency_key.as_deref(),
         )?;
         let s = subscriptions::create(&session(ctx)?.writer, &actor, parsed).await?;
-        Ok(SubscriptionPayload { subscription: Subscription(s) })
+        Ok(SubscriptionPayload { subscription: Subscription(RequestCtx::of(ctx)?.subscription_now(s)) })
     }
 
     /// Records a subscription bought through another channel (the customer's `global_admin` or
@@ -171,7 +173,7 @@ impl SubscriptionMutations {
             input.idempotency_key.as_deref(),
         )?;
         let s = subscriptions::register_external(&session(ctx)?.writer, &actor, parsed).await?;
-        Ok(SubscriptionPayload { subscription: Subscription(s) })
+        Ok(SubscriptionPayload { subscription: Subscription(RequestCtx::of(ctx)?.subscription_now(s)) })
     }
 
     /// Changes seats or renewal. CSP: the partner of record only.
@@ -227,7 +229,11 @@ impl SubscriptionMutations {
             input.idempotency_key.as_deref(),
         )?;
         let (s, source) = subscriptions::migrate(&session(ctx)?.writer, &actor, parsed).await?;
-        Ok(MigrationPayload { subscription: Subscription(s), source: Subscription(source) })
+        let rc = RequestCtx::of(ctx)?;
+        Ok(MigrationPayload {
+            subscription: Subscription(rc.subscription_now(s)),
+            source: source.map(|source| Subscription(rc.subscription_now(source))),
+        })
     }
 }
 

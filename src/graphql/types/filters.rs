@@ -11,7 +11,7 @@ use super::enums::{
     RelationshipStatus, SubscriptionStatus, TransferStatus,
 };
 use crate::access::Reader;
-use crate::domain::lifecycle;
+use crate::domain::{inputs, lifecycle};
 use crate::error::ApiResult;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::ChildFilter;
@@ -59,6 +59,12 @@ pub struct PartnerFilter {
 }
 
 impl PartnerFilter {
+    /// `BAD_USER_INPUT` naming the field for text no stored value could match (too long, NUL or
+    /// other control characters), which PostgreSQL would otherwise refuse.
+    pub fn validate(&self) -> ApiResult<()> {
+        inputs::filter_text("filter.search", self.search.as_deref())
+    }
+
     pub fn condition(&self) -> Condition {
         use partner::Column as P;
         let mut cond = Condition::all();
@@ -90,6 +96,12 @@ pub struct CustomerFilter {
 }
 
 impl CustomerFilter {
+    /// As [`PartnerFilter::validate`].
+    pub fn validate(&self) -> ApiResult<()> {
+        inputs::filter_text("filter.search", self.search.as_deref())?;
+        inputs::filter_text("filter.country", self.country.as_deref())
+    }
+
     pub fn condition(&self) -> Condition {
         use customer::Column as C;
         let mut cond = Condition::all();
@@ -313,6 +325,7 @@ impl AuditEventFilter {
         use audit_event::Column as A;
         let mut cond = Condition::all();
         if let Some(action) = &self.action {
+            inputs::filter_text("filter.action", Some(action))?;
             cond = cond.add(A::Action.eq(action.clone()));
         }
         if let Some(id) = &self.customer_id {
@@ -323,10 +336,10 @@ impl AuditEventFilter {
             cond = cond.add(Condition::any().add(A::PartnerId.eq(id)).add(A::RelatedPartnerId.eq(id)));
         }
         if let Some(from) = self.from {
-            cond = cond.add(A::OccurredAt.gte(from));
+            cond = cond.add(A::OccurredAt.gte(inputs::instant("filter.from", from)?));
         }
         if let Some(to) = self.to {
-            cond = cond.add(A::OccurredAt.lt(to));
+            cond = cond.add(A::OccurredAt.lt(inputs::instant("filter.to", to)?));
         }
         Ok(cond)
     }

@@ -100,7 +100,9 @@ impl Partner {
         order_by: Option<CustomerOrder>,
     ) -> async_graphql::Result<CustomerConnection> {
         let rc = RequestCtx::of(ctx)?;
-        let list = CustomerListKey::new(&filter.unwrap_or_default(), order_by.unwrap_or_default());
+        let filter = filter.unwrap_or_default();
+        filter.validate()?;
+        let list = CustomerListKey::new(&filter, order_by.unwrap_or_default());
         if after.is_some() {
             let cond = Condition::all()
                 .add(Scope::of_partner(&self.0, rc.now).customer_condition())
@@ -192,6 +194,7 @@ pub async fn linked_partner_page(
     after: Option<String>,
     filter: PartnerFilter,
 ) -> async_graphql::Result<PartnerConnection> {
+    filter.validate()?;
     let rc = RequestCtx::of(ctx)?;
     if after.is_some() {
         let relation = match link {
@@ -253,6 +256,7 @@ pub async fn prime_linked_partners(
         if paged {
             continue;
         }
+        filter.validate()?;
         let limit = page_args(&rc.limits, first, None)?.first + 1;
         let key = (link, filter);
         let keys =
@@ -297,6 +301,7 @@ async fn prime_partner_customers(ctx: &Context<'_>, partners: &[Uuid]) -> async_
         if paged {
             continue;
         }
+        filter.validate()?;
         let list = CustomerListKey::new(&filter, order);
         let limit = page_args(&rc.limits, first, None)?.first + 1;
         let keys =
