@@ -79,6 +79,11 @@ impl Budgets {
         Self { settings, buckets: Mutex::new(HashMap::new()) }
     }
 
+    /// The most a bucket of `key`'s kind holds (0: no budget).
+    pub fn capacity(&self, key: &BudgetKey) -> u64 {
+        self.settings_for(key).capacity
+    }
+
     fn settings_for(&self, key: &BudgetKey) -> BucketSettings {
         match key {
             BudgetKey::Tenant(_) => self.settings.tenant,

@@ -140,6 +140,20 @@ impl Extension for PerRequest {
             )]);
         }
         if let Some(key) = ctx.data_opt::<BudgetKey>() {
+            let capacity = self.budgets.capacity(key);
+            if capacity != 0 && result.complexity as u64 > capacity {
+                let setting = match key {
+                    BudgetKey::Tenant(_) => "PARTNERHUB_TENANT_BUDGET",
+                    BudgetKey::Anonymous(_) => "PARTNERHUB_ANONYMOUS_BUDGET",
+                };
+                return Err(vec![coded_error(
+                    Code::GraphqlValidationFailed,
+                    format!(
+                        "the operation costs {} points, more than your budget ever holds ({capacity}, {setting}); ask for less",
+                        result.complexity
+                    ),
+                )]);
+            }
             let charge = self.budgets.charge(key, result.complexity as u64, Instant::now(), chrono::Utc::now());
             *self.charge.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(charge);
             if !charge.allowed {
