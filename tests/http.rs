@@ -94,7 +94,7 @@ async fn malformed_requests_are_400() {
 #[tokio::test]
 async fn documents_that_do_not_parse_or_validate_are_400_with_graphql_response_json() {
     let app = TestApp::new().await;
-    for query in ["{", "{ noSuchField }"] {
+    for (query, code) in [("{", "GRAPHQL_PARSE_FAILED"), ("{ noSuchField }", "GRAPHQL_VALIDATION_FAILED")] {
         let body = json!({"query": query}).to_string();
         let request = post()
             .header("content-type", "application/json")
@@ -104,7 +104,7 @@ async fn documents_that_do_not_parse_or_validate_are_400_with_graphql_response_j
         let (status, _, response) = app.send(request).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {response}");
         assert!(response.get("data").is_none(), "no data on request errors: {response}");
-        assert_eq!(error_code(&response), Some("BAD_USER_INPUT"));
+        assert_eq!(error_code(&response), Some(code));
         // With application/json the GraphQL-over-HTTP spec asks for 200.
         let request = post()
             .header("content-type", "application/json")
@@ -182,5 +182,7 @@ async fn queries_deeper_than_the_limit_are_refused() {
     let token = app.token(app.platform(), &["platform_admin"]);
     let deep = "{ customers { nodes { partners { nodes { customers { nodes { partners { nodes { customers { nodes { partners { nodes { name } } } } } } } } } } } } }";
     let body = app.gql_as(Some(&token), deep, json!({})).await;
-    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    assert_eq!(error_code(&body), Some("GRAPHQL_VALIDATION_FAILED"), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("PARTNERHUB_MAX_DEPTH") && message.contains("12"), "{message}");
 }
