@@ -8,6 +8,7 @@ mod common;
 mod architecture;
 mod audit;
 mod auth;
+mod cancellation;
 mod http;
 mod isolation;
 mod lifecycle;
