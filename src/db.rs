@@ -29,6 +29,9 @@ pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// transaction answers with an error, which discards it too.
 const PG_IN_TRANSACTION_SQL: &str = "SELECT pg_catalog.transaction_timestamp() <> pg_catalog.statement_timestamp()";
 
+/// Succeeds only on a SQLite connection outside any transaction.
+const SQLITE_OUTSIDE_TRANSACTION_SQL: &str = "BEGIN; COMMIT";
+
 /// Opens a connection pool.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     let mut options = ConnectOptions::new(url.to_owned());
@@ -43,14 +46,21 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
         });
-        // The SQLite worker thread keeps the transaction depth itself (and rolls back a `BEGIN`
-        // nobody waited for), and the pool's ping on release waits until the worker has run any
-        // queued rollback: a connection still in a transaction by now would hold the write lock
-        // for ever, so it is closed.
+        // The SQLite worker thread keeps the transaction depth of the transactions it runs (and
+        // rolls back a `BEGIN` nobody waited for), and the pool's ping on release waits until the
+        // worker has run any queued rollback. A connection still inside a transaction at acquire
+        // would hold the write lock for ever: it is closed. `BEGIN` fails inside a transaction, so
+        // `BEGIN; COMMIT` also catches one that sqlx does not count (one worker round trip, as the
+        // liveness ping it replaces).
+        options.test_before_acquire(false);
         options.map_sqlx_sqlite_before_acquire(|conn, _| {
             Box::pin(async move {
                 if conn.is_in_transaction() {
                     tracing::warn!("a pooled SQLite connection was still inside a transaction; closing it");
+                    return Ok(false);
+                }
+                if let Err(error) = sea_orm::sqlx::raw_sql(SQLITE_OUTSIDE_TRANSACTION_SQL).execute(&mut *conn).await {
+                    tracing::warn!(%error, "a pooled SQLite connection was inside a transaction nobody owns; closing it");
                     return Ok(false);
                 }
                 Ok(true)
@@ -62,8 +72,8 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
         options.map_sqlx_postgres_opts(move |opts| {
             opts.options([("idle_in_transaction_session_timeout", timeout.as_str())])
         });
-        // One round trip per acquire, as the default liveness ping costs, that also asks the
-        // server whether the connection is inside a transaction.
+        // One round trip per acquire, as the liveness ping it replaces, that also asks the server
+        // whether the connection is inside a transaction.
         options.test_before_acquire(false);
         options.map_sqlx_postgres_before_acquire(|conn, _| {
             Box::pin(async move {
@@ -71,7 +81,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                     tracing::warn!("a pooled PostgreSQL connection was still inside a transaction; closing it");
                     return Ok(false);
                 }
-                let row = sea_orm::sqlx::raw_sql(sea_orm::sqlx::AssertSqlSafe(PG_IN_TRANSACTION_SQL))
+                let row = sea_orm::sqlx::raw_sql(PG_IN_TRANSACTION_SQL)
                     .fetch_one(&mut *conn)
                     .await?;
                 if row.try_get::<bool, _>(0)? {

@@ -443,6 +443,33 @@ async fn dropped_writes_leave_no_connection_inside_a_transaction() {
     assert!(stuck.is_empty(), "connections left inside a transaction: {stuck:?}");
 }
 
+/// Whoever leaves a pooled connection inside a transaction (a `BEGIN` cut off from its answer,
+/// raw SQL), the pool never hands it out again: statements run outside any transaction are
+/// committed, and another connection sees them.
+#[tokio::test]
+async fn a_connection_left_inside_a_transaction_is_never_reused() {
+    let database = ScratchDatabase::new().await;
+    let db = partnerhub::db::connect(&database.url).await.unwrap();
+    db.execute_unprepared("CREATE TABLE probe (n INTEGER NOT NULL)").await.unwrap();
+    for _ in 0..3 {
+        db.execute_unprepared("BEGIN").await.unwrap();
+    }
+    for n in 0..10 {
+        db.execute_unprepared(&format!("INSERT INTO probe (n) VALUES ({n})")).await.unwrap();
+    }
+    let other = partnerhub::db::connect(&database.url).await.unwrap();
+    let count = other
+        .query_one_raw(Statement::from_string(other.get_database_backend(), "SELECT COUNT(*) AS n FROM probe"))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(count, 10, "every statement was committed");
+    other.close().await.unwrap();
+    db.close().await.unwrap();
+}
+
 /// A `partnerhub serve` process on a free port.
 struct Server {
     child: Child,
