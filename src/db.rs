@@ -1,12 +1,36 @@
 //! Database connection and migrations, for SQLite (the embedded default) and PostgreSQL.
+//!
+//! The pool only hands out connections that are outside any transaction. Every transaction of ours
+//! goes through [`crate::domain::Writer::write`], which never leaves one open; the checks here are
+//! the defence in depth behind it (a connection that comes back inside a transaction, whoever left
+//! it so, is closed instead of being handed to the next request, where its `BEGIN` would run
+//! inside somebody else's transaction and its autocommit writes would never commit).
 
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::{Connection, Row};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 
 /// The default database: a SQLite file in the working directory, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://partnerhub.db?mode=rwc";
+
+/// PostgreSQL ends a session that sits inside a transaction doing nothing for this long (the
+/// server-side backstop: a transaction left open by mistake cannot hold its locks for ever).
+pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether a pooled PostgreSQL connection is inside a transaction block, asked of the server.
+///
+/// `sqlx` only exposes its own transaction depth, which misses a `BEGIN` whose answer was never
+/// read (its future was dropped in between). The server knows: within a transaction block the
+/// transaction's start time is fixed, and it equals the statement's start time only for the first
+/// statement of a transaction, which is what a lone statement outside any block is. The query
+/// runs over the simple protocol (one message, one statement). A connection in a failed
+/// transaction answers with an error, which discards it too.
+const PG_IN_TRANSACTION_SQL: &str = "SELECT pg_catalog.transaction_timestamp() <> pg_catalog.statement_timestamp()";
+
+/// Succeeds only on a SQLite connection outside any transaction.
+const SQLITE_OUTSIDE_TRANSACTION_SQL: &str = "BEGIN; COMMIT";
 
 /// Opens a connection pool.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
@@ -22,8 +46,58 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
         });
+        // The SQLite worker thread keeps the transaction depth of the transactions it runs (and
+        // rolls back a `BEGIN` nobody waited for), and the pool's ping on release waits until the
+        // worker has run any queued rollback. A connection still inside a transaction at acquire
+        // would hold the write lock for ever: it is closed. `BEGIN` fails inside a transaction, so
+        // `BEGIN; COMMIT` also catches one that sqlx does not count (one worker round trip, as the
+        // liveness ping it replaces).
+        options.test_before_acquire(false);
+        options.map_sqlx_sqlite_before_acquire(|conn, _| {
+            Box::pin(async move {
+                if conn.is_in_transaction() {
+                    tracing::warn!("a pooled SQLite connection was still inside a transaction; closing it");
+                    return Ok(false);
+                }
+                if let Err(error) = sea_orm::sqlx::raw_sql(SQLITE_OUTSIDE_TRANSACTION_SQL).execute(&mut *conn).await {
+                    tracing::warn!(%error, "a pooled SQLite connection was inside a transaction nobody owns; closing it");
+                    return Ok(false);
+                }
+                Ok(true)
+            })
+        });
     } else {
         options.max_connections(20);
+        let timeout = IDLE_IN_TRANSACTION_TIMEOUT.as_millis().to_string();
+        options.map_sqlx_postgres_opts(move |opts| {
+            opts.options([("idle_in_transaction_session_timeout", timeout.as_str())])
+        });
+        // One round trip per acquire, as the liveness ping it replaces, that also asks the server
+        // whether the connection is inside a transaction.
+        options.test_before_acquire(false);
+        options.map_sqlx_postgres_before_acquire(|conn, _| {
+            Box::pin(async move {
+                if conn.is_in_transaction() {
+                    tracing::warn!("a pooled PostgreSQL connection was still inside a transaction; closing it");
+                    return Ok(false);
+                }
+                let row = sea_orm::sqlx::raw_sql(PG_IN_TRANSACTION_SQL)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if row.try_get::<bool, _>(0)? {
+                    tracing::warn!(
+                        "a pooled PostgreSQL connection was inside a transaction nobody owns; closing it (its work is rolled back)"
+                    );
+                    return Ok(false);
+                }
+                Ok(true)
+            })
+        });
+        // A connection given back while its owner still counts an open transaction is closed
+        // rather than pooled (no round trip: sqlx's own bookkeeping).
+        options.map_sqlx_postgres_pool_opts(|pool| {
+            pool.after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+        });
     }
     // sqlx turns SQLite foreign keys on for every connection by default.
     Ok(Database::connect(options).await?)

@@ -8,6 +8,7 @@ mod common;
 mod architecture;
 mod audit;
 mod auth;
+mod cancellation;
 mod hardening;
 mod http;
 mod isolation;

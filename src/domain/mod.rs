@@ -128,6 +128,15 @@ impl Writer {
     /// failed mutation leaves no change, audit event, outbox event or idempotency record). On
     /// SQLite the transaction takes the write lock up front, so concurrent writers queue instead
     /// of failing.
+    ///
+    /// Cancellation: `BEGIN`, `COMMIT` and `ROLLBACK` each run in a task of their own, so dropping
+    /// this future (a client gone, a timeout) never cuts one of them half-way, which would leave the
+    /// connection's state unknown to the driver (a `BEGIN` the server ran but the driver never
+    /// counted leaves the pooled connection inside a transaction; a `COMMIT` cut after sending is
+    /// followed by a needless `ROLLBACK`). Dropped while `work` runs, the transaction is rolled back
+    /// before its connection returns to the pool (the driver queues the `ROLLBACK`, and the pool
+    /// flushes it on release); the pool checks the connection again before handing it out
+    /// (`db::connect`).
     pub async fn write<T, F>(&self, work: F) -> ApiResult<T>
     where
         T: Send,
@@ -137,14 +146,19 @@ impl Writer {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        let txn = self.db.begin_with_options(options).await?;
+        let db = self.db.clone();
+        let txn = uncancellable("BEGIN", async move { db.begin_with_options(options).await }).await??;
         match work(&txn).await {
             Ok(value) => {
-                txn.commit().await.map_err(commit_error)?;
+                uncancellable("COMMIT", txn.commit()).await?.map_err(commit_error)?;
                 Ok(value)
             }
             Err(err) => {
-                txn.rollback().await?;
+                // A failed rollback drops the transaction, which queues another (or the
+                // connection is broken and the pool closes it): the caller gets its error.
+                if let Err(rollback) = uncancellable("ROLLBACK", txn.rollback()).await? {
+                    tracing::warn!(error = %rollback, "rollback failed");
+                }
                 Err(err)
             }
         }
@@ -154,6 +168,17 @@ impl Writer {
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// Runs a transaction-control statement to completion in its own task, even when the caller stops
+/// waiting (see [`Writer::write`]).
+async fn uncancellable<T: Send + 'static>(
+    what: &'static str,
+    statement: impl Future<Output = T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::spawn(statement)
+        .await
+        .map_err(|err| ApiError::internal(anyhow::anyhow!("the task running {what} failed: {err}")))
 }
 
 fn commit_error(err: DbErr) -> ApiError {

@@ -63,7 +63,8 @@ pub fn backend() -> &'static str {
     }
 }
 
-async fn fresh_database() -> (DatabaseConnection, DbHandle) {
+/// A fresh, empty database: its URL, and the handle that removes it when dropped.
+async fn fresh_database_url() -> (String, DbHandle) {
     let name = format!("ph_test_{}", Uuid::new_v4().simple());
     match std::env::var("PARTNERHUB_TEST_DATABASE_URL") {
         Ok(admin_url) if admin_url.starts_with("postgres") => {
@@ -76,15 +77,32 @@ async fn fresh_database() -> (DatabaseConnection, DbHandle) {
                 }
                 _ => admin_url.as_str(),
             };
-            let db = partnerhub::db::connect(&format!("{base}/{name}")).await.expect("connect to test database");
-            (db, DbHandle::Postgres { admin_url, name })
+            (format!("{base}/{name}"), DbHandle::Postgres { admin_url, name })
         }
         _ => {
             let path = std::env::temp_dir().join(format!("{name}.db"));
-            let db =
-                partnerhub::db::connect(&format!("sqlite://{}?mode=rwc", path.display())).await.expect("open sqlite");
-            (db, DbHandle::Sqlite(path))
+            (format!("sqlite://{}?mode=rwc", path.display()), DbHandle::Sqlite(path))
         }
+    }
+}
+
+async fn fresh_database() -> (DatabaseConnection, DbHandle) {
+    let (url, handle) = fresh_database_url().await;
+    let db = partnerhub::db::connect(&url).await.expect("connect to test database");
+    (db, handle)
+}
+
+/// An empty database of the backend under test (no schema), for tests that run the server binary
+/// against it; removed when dropped.
+pub struct ScratchDatabase {
+    pub url: String,
+    _handle: DbHandle,
+}
+
+impl ScratchDatabase {
+    pub async fn new() -> Self {
+        let (url, handle) = fresh_database_url().await;
+        Self { url, _handle: handle }
     }
 }
 
