@@ -359,3 +359,26 @@ async fn generated_hostile_documents_get_a_graphql_answer_and_the_server_stays_u
     }
     assert_alive(&app).await;
 }
+
+#[tokio::test]
+async fn a_database_that_goes_away_answers_503_and_readyz_says_not_ready() {
+    let app = TestApp::new().await;
+    let tid = partner_with_customers(&app, 1, 0).await;
+    let token = app.token(tid, &["admin_agent"]);
+    let ready = Request::get("/readyz").body(Body::empty()).expect("request");
+    assert_eq!(app.send(ready).await.0, StatusCode::OK);
+
+    app.db.clone().close().await.expect("close the pool");
+    let request = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(r#"{"query":"{ customers { totalCount } }"}"#))
+        .expect("request");
+    let (status, headers, body) = app.send(request).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(error_code(&body), Some("INTERNAL"), "{body}");
+    assert!(headers.get("www-authenticate").is_none(), "a good token must not look rejected");
+    let ready = Request::get("/readyz").body(Body::empty()).expect("request");
+    let (status, _, body) = app.send(ready).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}

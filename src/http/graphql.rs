@@ -297,7 +297,13 @@ async fn execute(
         Ok(principal) => principal,
         Err(err) => {
             tracing::info!(request_id, outcome = err.code.as_str(), "graphql request refused");
-            let status = if err.code == Code::UnknownTenant { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
+            // A database that cannot be reached while resolving the tenant is ours, not the token's:
+            // 503, so clients retry instead of discarding a good token.
+            let status = match err.code {
+                Code::UnknownTenant => StatusCode::FORBIDDEN,
+                Code::Internal => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNAUTHORIZED,
+            };
             return auth_error(status, format, err);
         }
     };
