@@ -5,7 +5,8 @@
 // (PARTNERHUB_BIN overrides), on a free port, with a fresh SQLite file in a temporary directory.
 // Checks: GraphiQL loads with the sample query and header example; the Docs explorer lists
 // Query.customers; the sample query run with a demo token (read from the server's banner) shows
-// data in the result pane. Screenshots go to target/browser-artifacts/ (BROWSER_ARTIFACTS overrides).
+// data in the result pane; autocomplete offers `customers`. Screenshots go to
+// target/browser-artifacts/ (BROWSER_ARTIFACTS overrides).
 // Every wait is bounded; the whole run is cut at TOTAL_MS. Exit code 0 only when everything passed.
 //
 //   node tests/browser/graphiql.test.mjs
@@ -177,7 +178,7 @@ async function screenshot(page, name) {
 
 async function run() {
   mkdirSync(artifacts, { recursive: true });
-  for (const name of ['01-loaded.png', '02-docs.png', '03-result.png', 'failure.png']) rmSync(path.join(artifacts, name), { force: true });
+  for (const name of ['01-loaded.png', '02-docs.png', '03-result.png', '04-autocomplete.png', 'failure.png']) rmSync(path.join(artifacts, name), { force: true });
   const base = await startServer();
   log(`server at ${base}`);
   const token = demoToken();
@@ -268,6 +269,18 @@ async function run() {
   }
   await screenshot(page, '03-result.png');
   log(`the result pane shows ${customers.totalCount} customers (${customers.nodes.map((n) => n.companyName).join(', ')}), viewer ${JSON.stringify(body.data.viewer)}`);
+
+  // 4. Autocomplete offers the schema's fields while typing.
+  await page.evaluate(() => {
+    const cm = document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror;
+    cm.setValue('{\n  \n}\n');
+    cm.focus();
+    cm.setCursor({ line: 1, ch: 2 });
+  });
+  await page.keyboard.type('cust', { delay: 50 });
+  await page.locator('.CodeMirror-hints .CodeMirror-hint', { hasText: /^customers$/ }).first().waitFor({ state: 'visible' });
+  await screenshot(page, '04-autocomplete.png');
+  log('autocomplete offers customers');
 
   cspViolations.push(...(await page.evaluate(() => window.__cspViolations || [])));
 
