@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Query as UrlQuery, State};
 use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -211,15 +211,9 @@ pub async fn get(
     }
 }
 
-/// The GraphiQL page.
-pub fn graphiql() -> Html<String> {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("partnerhub GraphiQL — add {\"Authorization\": \"Bearer <token>\"} under Headers")
-            .finish(),
-    )
+/// The GraphiQL page, served from the binary (see [`super::graphiql`]).
+pub fn graphiql() -> Response {
+    super::graphiql::page()
 }
 
 /// Parses, authenticates and runs one GraphQL request, and logs one line about it.

@@ -2,6 +2,7 @@
 //! here → [`auth`] turns the bearer token into a principal → [`graphql`] runs the operation.
 
 pub mod auth;
+pub mod graphiql;
 pub mod graphql;
 pub mod server;
 
@@ -57,7 +58,9 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.limits.max_body_bytes;
     let in_flight = Arc::new(Semaphore::new(state.settings.limits.max_in_flight));
     Router::new()
+        .route("/", get(graphiql::root))
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(graphiql::ASSETS_ROUTE, get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(body_limit))
