@@ -113,6 +113,9 @@ pub struct ServeArgs {
     /// Most connections served at once; more wait in the kernel's accept queue.
     #[arg(long, env = "PARTNERHUB_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Seconds a client may take to send a request's headers (and to start its next one).
+    #[arg(long, env = "PARTNERHUB_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
     /// Most requests handled at once; more are answered 503 at once.
     #[arg(long, env = "PARTNERHUB_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
     pub max_in_flight: usize,
@@ -294,7 +297,11 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         print_demo_banner(&url, &settings);
     }
-    crate::http::server::serve(listener, crate::app(state), args.max_connections, shutdown_signal()).await?;
+    let limits = crate::http::server::ServeLimits {
+        max_connections: args.max_connections,
+        header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_secs.max(1)),
+    };
+    crate::http::server::serve(listener, crate::app(state), limits, shutdown_signal()).await?;
     Ok(())
 }
 

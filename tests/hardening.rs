@@ -382,3 +382,42 @@ async fn a_database_that_goes_away_answers_503_and_readyz_says_not_ready() {
     let (status, _, body) = app.send(ready).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 }
+
+/// Serves the app on a real socket with the given limits; returns its address.
+async fn listen(app: &TestApp, limits: partnerhub::http::server::ServeLimits) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = app.router.clone();
+    tokio::spawn(partnerhub::http::server::serve(listener, router, limits, std::future::pending()));
+    addr
+}
+
+#[tokio::test]
+async fn a_client_that_trickles_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::new().await;
+    let limits = partnerhub::http::server::ServeLimits {
+        max_connections: 4,
+        header_read_timeout: std::time::Duration::from_secs(1),
+    };
+    let addr = listen(&app, limits).await;
+
+    // A complete request is served.
+    let mut ok = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+    let mut answer = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), ok.read_to_string(&mut answer))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Half a request, then silence: the server hangs up instead of waiting for ever.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"POST /graphql HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.expect("write");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection was still open after 10 s");
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(!rest.contains("200 OK"), "{rest}");
+}

@@ -1,6 +1,6 @@
 //! The listening loop. `axum::serve` offers no header read timeout and no bound on connections, so
 //! this is the same hyper-util connection builder it uses, with both: a client that trickles its
-//! headers is dropped after [`HEADER_READ_TIMEOUT`], and at most `max_connections` are served at
+//! headers is dropped after `header_read_timeout`, and at most `max_connections` are served at
 //! once (the rest wait in the kernel's accept queue). Shutdown is graceful: open connections finish
 //! their requests, for at most [`DRAIN_TIMEOUT`].
 
@@ -19,8 +19,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-/// Longest a client may take to send a request's headers (also bounds idle keep-alive waits).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bounds of the listening loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Connections served at once; the rest wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Longest a client may take to send a request's headers (also bounds idle keep-alive waits).
+    pub header_read_timeout: Duration,
+}
 /// Longest shutdown waits for open connections.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -28,13 +34,13 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    max_connections: usize,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
     builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(Duration::from_secs(30)));
     tokio::pin!(shutdown);
     loop {
