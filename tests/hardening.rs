@@ -153,6 +153,9 @@ async fn alias_amplification_is_refused_before_any_resolver_runs() {
     let message = body["errors"][0]["message"].as_str().unwrap_or_default();
     assert!(message.contains("PARTNERHUB_MAX_COMPLEXITY"), "{message}");
     assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+    let cost = &body["extensions"]["cost"];
+    assert!(cost["requestedQueryCost"].as_u64().unwrap_or_default() > 1_000_000, "{body}");
+    assert_eq!(cost["remaining"], 100_000, "a refused operation takes nothing from the budget: {body}");
     // Authentication reads the tenant; nothing else is read.
     assert!(app.statement_count() - before <= 2, "resolvers ran: {} statements", app.statement_count() - before);
 

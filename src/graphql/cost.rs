@@ -129,7 +129,17 @@ impl Extension for PerRequest {
                 ),
             )]);
         }
+        let key = ctx.data_opt::<BudgetKey>();
+        // Refusals below still report the cost, and what the bucket holds (nothing is taken).
+        let report_only = |this: &Self| {
+            if let Some(key) = key {
+                let mut charge = this.budgets.charge(key, 0, Instant::now(), chrono::Utc::now());
+                charge.cost = result.complexity as u64;
+                *this.charge.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(charge);
+            }
+        };
         if result.complexity > self.limits.max_complexity {
+            report_only(self);
             return Err(vec![coded_error(
                 Code::GraphqlValidationFailed,
                 format!(
@@ -139,9 +149,10 @@ impl Extension for PerRequest {
                 ),
             )]);
         }
-        if let Some(key) = ctx.data_opt::<BudgetKey>() {
+        if let Some(key) = key {
             let capacity = self.budgets.capacity(key);
             if capacity != 0 && result.complexity as u64 > capacity {
+                report_only(self);
                 let setting = match key {
                     BudgetKey::Tenant(_) => "PARTNERHUB_TENANT_BUDGET",
                     BudgetKey::Anonymous(_) => "PARTNERHUB_ANONYMOUS_BUDGET",
