@@ -9,6 +9,7 @@ mod architecture;
 mod audit;
 mod auth;
 mod cancellation;
+mod first_contact;
 mod hardening;
 mod http;
 mod isolation;
