@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `schema`, `token`. Every flag has an environment fallback
-//! (names from SPEC section 5).
+//! (the table in `docs/operations.md`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod cancellation;
 mod cli;
+mod docs;
 mod first_contact;
 mod hardening;
 mod http;

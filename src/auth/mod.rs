@@ -27,7 +27,7 @@ pub enum Role {
 }
 
 impl Role {
-    /// Every role, the platform's first, then the partners', then the customers' (SPEC order).
+    /// Every role: the platform's, then the partners', then the customers'.
     pub const ALL: [Role; 7] = [
         Role::PlatformAdmin,
         Role::AdminAgent,
