@@ -1,5 +1,8 @@
 //! What an operation costs, and the engine extension that enforces the document bounds, the
-//! per-operation cost limit and the per-tenant budget before any resolver runs.
+//! per-operation depth and cost limits and the per-tenant budget before any resolver runs. It also
+//! gives engine errors their codes (parse, validation, or `BAD_USER_INPUT` for a variable's bad
+//! value), and exempts operations that only introspect the schema from the depth limit
+//! ([`super::document`]).
 //!
 //! Cost: async-graphql's complexity, where every field costs 1 plus what it selects, and every
 //! connection field costs `first` (default 20) times its selection, plus 1 ([`connection`]), so
