@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Load benchmark for partnerhub: seeds a world through the GraphQL mutations, then measures the
-nested read of SPEC section 6 (a partner's first 50 customers, each with its first 10 subscriptions
+nested read (a partner's first 50 customers, each with its first 10 subscriptions
 and their partner and customer) and a trivial query, with N concurrent keep-alive clients.
 
 Usage: bench/load.py [--url http://127.0.0.1:8080/graphql] [--customers 200] [--seconds 15] [--clients 8]

@@ -1,15 +1,16 @@
 //! The command line: `serve`, `migrate`, `schema`, `token`. Every flag has an environment fallback
-//! (names from SPEC section 5).
+//! (the table in `docs/operations.md`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use entity::enums::TenantKind;
 use migration::{Migrator, MigratorTrait};
 use uuid::Uuid;
 
-use crate::auth::AuthConfig;
 use crate::auth::jwt::{Claims, mint_hs256};
+use crate::auth::{AuthConfig, Role};
 use crate::clock::Clock;
 use crate::config::{DEFAULT_PLATFORM_TENANT, Limits, Settings};
 use crate::db::{self, DEFAULT_DATABASE_URL};
@@ -145,8 +146,9 @@ pub struct TokenArgs {
     /// Tenant id (`tid`).
     #[arg(long)]
     pub tenant: Uuid,
-    /// Roles (repeat the flag or separate with commas).
-    #[arg(long = "role", value_delimiter = ',', required = true)]
+    /// Roles (repeat the flag or separate with commas): platform_admin; admin_agent, sales_agent,
+    /// helpdesk_agent (partners); global_admin, billing_admin, reader (customers).
+    #[arg(long = "role", value_delimiter = ',', required = true, value_parser = parse_role)]
     pub roles: Vec<String>,
     /// Subject (`sub`).
     #[arg(long, default_value = "dev-user")]
@@ -157,6 +159,23 @@ pub struct TokenArgs {
     /// HS256 secret to sign with (defaults to the demo secret).
     #[arg(long, env = "PARTNERHUB_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+}
+
+/// A role the server knows; anything else would give a token that silently carries no role.
+fn parse_role(text: &str) -> Result<String, String> {
+    if let Some(role) = Role::parse(text.trim()) {
+        return Ok(role.as_str().to_owned());
+    }
+    let groups: Vec<String> =
+        [(TenantKind::Platform, "platform"), (TenantKind::Partner, "partners"), (TenantKind::Customer, "customers")]
+            .into_iter()
+            .map(|(kind, label)| {
+                let roles: Vec<&str> =
+                    Role::ALL.iter().filter(|r| r.tenant_kind() == kind).map(|r| r.as_str()).collect();
+                format!("{} ({label})", roles.join(", "))
+            })
+            .collect();
+    Err(format!("unknown role `{text}`; the known roles are {}", groups.join("; ")))
 }
 
 fn parse_ttl(text: &str) -> Result<i64, String> {
@@ -307,19 +326,31 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
 
 fn print_demo_banner(url: &str, settings: &Settings) {
     let Some(secret) = settings.auth.hs256_secret.as_deref() else { return };
-    println!("\npartnerhub demo — open {url} in a browser (GraphiQL).");
-    println!(
-        "In GraphiQL's Headers tab paste {{\"Authorization\": \"Bearer <token>\"}} with one of these tokens (valid 12 h):\n"
-    );
-    for tenant in demo::tenants(settings.platform_tenant) {
-        match demo::token(secret, &tenant) {
-            Ok(token) => println!("# {} [{}]\n{token}\n", tenant.label, tenant.roles.join(",")),
-            Err(err) => tracing::error!(error = %err, "could not mint a demo token"),
-        }
+    match demo_banner(url, secret, settings.platform_tenant) {
+        Ok(banner) => println!("{banner}"),
+        Err(err) => tracing::error!(error = %err, "could not mint the demo tokens"),
     }
-    println!(
-        "Sample query:\n  {{ viewer {{ tenantKind roles }} customers(first: 10) {{ totalCount nodes {{ companyName subscriptions {{ nodes {{ offerName channel status partner {{ name }} }} }} }} }} }}\n"
-    );
+}
+
+/// What `serve --demo` prints: the GraphiQL URL, and for each demo tenant its name, tenant id
+/// (what `partnerhub token --tenant` takes), roles and a token valid 12 hours.
+pub fn demo_banner(url: &str, secret: &str, platform_tenant: uuid::Uuid) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    writeln!(out, "\npartnerhub demo — open {url} in a browser (GraphiQL).")?;
+    writeln!(
+        out,
+        "In GraphiQL's Headers tab paste {{\"Authorization\": \"Bearer <token>\"}} with one of these tokens (valid 12 h):\n"
+    )?;
+    for tenant in demo::tenants(platform_tenant) {
+        let token = demo::token(secret, &tenant)?;
+        writeln!(out, "# {}  tenant {}  [{}]\n{token}\n", tenant.label, tenant.tenant_id, tenant.roles.join(","))?;
+    }
+    writeln!(
+        out,
+        "Sample query:\n  {{ viewer {{ tenantKind roles }} customers(first: 10) {{ totalCount nodes {{ companyName subscriptions {{ nodes {{ offerName channel status partner {{ name }} }} }} }} }} }}"
+    )?;
+    Ok(out)
 }
 
 async fn shutdown_signal() {

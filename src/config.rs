@@ -22,7 +22,7 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
 }
 
-/// Request limits (SPEC section 5).
+/// Request limits (`docs/limits.md`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_depth: usize,

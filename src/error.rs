@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// Error codes of the contract (SPEC section 3).
+/// Error codes of the contract, each explained for users in `docs/api.md` (Error codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     Unauthenticated,

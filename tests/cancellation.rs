@@ -1,4 +1,4 @@
-//! Nothing lost (SPEC 6): clients that go away mid-request, write futures dropped at random points,
+//! Nothing lost: clients that go away mid-request, write futures dropped at random points,
 //! and a server killed with SIGKILL in the middle of a write burst leave no half-applied write, no
 //! lost acknowledged write and no connection stuck inside a transaction.
 //!

@@ -259,12 +259,16 @@ async fn a_read_past_the_time_limit_is_stopped_with_a_timeout_error() {
     let mut settings = Settings::development(SECRET);
     settings.limits.request_timeout = std::time::Duration::ZERO;
     let app = TestApp::with_settings(settings).await;
-    let tid = partner_with_customers(&app, 1, 0).await;
+    // A read of some size: with a zero limit, the timer fires at the next millisecond tick, and a
+    // one-row read could finish before it.
+    let tid = partner_with_customers(&app, 20, 2).await;
     let token = app.token(tid, &["admin_agent"]);
     let request = Request::post("/graphql")
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {token}"))
-        .body(Body::from(r#"{"query":"{ customers { totalCount } }"}"#))
+        .body(Body::from(
+            r#"{"query":"{ customers(first: 20) { totalCount nodes { companyName subscriptions { nodes { offerName } } } } }"}"#,
+        ))
         .expect("request");
     let (status, _, body) = app.send(request).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

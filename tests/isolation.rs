@@ -43,7 +43,7 @@ enum Viewer {
     Customer(Uuid),
 }
 
-/// What a viewer may see, by R1 (SPEC section 3), computed from the in-memory world.
+/// What a viewer may see, by R1 (`docs/rules.md`), computed from the in-memory world.
 #[derive(Default, Debug)]
 struct Visible {
     partners: BTreeSet<Uuid>,

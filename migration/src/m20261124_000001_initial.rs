@@ -1,4 +1,4 @@
-//! The whole data model of SPEC section 2, with its integrity rules in the database: foreign keys,
+//! The whole data model (`docs/domain.md`), with its integrity rules in the database: foreign keys,
 //! unique tenant ids, domains and partner network ids, at most one pending request per pair, and an
 //! index for every access path of the visibility rule (R1).
 

@@ -27,6 +27,17 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role: the platform's, then the partners', then the customers'.
+    pub const ALL: [Role; 7] = [
+        Role::PlatformAdmin,
+        Role::AdminAgent,
+        Role::SalesAgent,
+        Role::HelpdeskAgent,
+        Role::GlobalAdmin,
+        Role::BillingAdmin,
+        Role::Reader,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::PlatformAdmin => "platform_admin",

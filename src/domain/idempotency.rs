@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::inputs::IdempotencyKey;
 use crate::error::{ApiError, ApiResult, Code};
 
-/// How long keys are kept (at least 24 hours, SPEC R14).
+/// How long keys are kept (at least 24 hours, R14 in `docs/rules.md`).
 pub const RETENTION: Duration = Duration::hours(48);
 
 /// The SHA-256 of an operation and its canonical input (JSON with sorted keys).

@@ -1,5 +1,5 @@
-//! The business rules shared by several mutations, one function each, named after the rule of
-//! SPEC section 3 they enforce. Rules that belong to one aggregate live in its module (R7–R9 in
+//! The business rules shared by several mutations, one function each, named after the rule
+//! (`docs/rules.md`) they enforce. Rules that belong to one aggregate live in its module (R7–R9 in
 //! `transfers.rs`/`subscriptions.rs`, R11 in `subscriptions.rs`, R12 in `relationships.rs`).
 
 use chrono::{DateTime, Utc};

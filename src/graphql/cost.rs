@@ -1,5 +1,8 @@
 //! What an operation costs, and the engine extension that enforces the document bounds, the
-//! per-operation cost limit and the per-tenant budget before any resolver runs.
+//! per-operation depth and cost limits and the per-tenant budget before any resolver runs. It also
+//! gives engine errors their codes (parse, validation, or `BAD_USER_INPUT` for a variable's bad
+//! value), and exempts operations that only introspect the schema from the depth limit
+//! ([`super::document`]).
 //!
 //! Cost: async-graphql's complexity, where every field costs 1 plus what it selects, and every
 //! connection field costs `first` (default 20) times its selection, plus 1 ([`connection`]), so
@@ -7,17 +10,18 @@
 //! execution; it is checked against `PARTNERHUB_MAX_COMPLEXITY`, then charged to the caller's
 //! bucket ([`super::budget`]), and reported in `extensions.cost` of the response.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
+use async_graphql::{Pos, Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables};
 
 use super::budget::{BudgetKey, Budgets, Charge};
-use super::guard;
+use super::{document, guard};
 use crate::config::Limits;
 use crate::error::Code;
 
@@ -60,7 +64,15 @@ impl CostGuard {
 
 impl ExtensionFactory for CostGuard {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PerRequest { budgets: self.budgets.clone(), limits: self.limits, charge: Mutex::new(None) })
+        Arc::new(PerRequest {
+            budgets: self.budgets.clone(),
+            limits: self.limits,
+            charge: Mutex::new(None),
+            operation_name: Mutex::new(None),
+            introspection_only: Mutex::new(false),
+            operation_problem: Mutex::new(None),
+            variable_positions: Mutex::new(HashSet::new()),
+        })
     }
 }
 
@@ -68,17 +80,40 @@ struct PerRequest {
     budgets: Arc<Budgets>,
     limits: Limits,
     charge: Mutex<Option<Charge>>,
+    /// The operation the request names, to tell which operation of the document will run.
+    operation_name: Mutex<Option<String>>,
+    /// The operation only introspects the schema: the depth limit does not apply (its cost does).
+    introspection_only: Mutex<bool>,
+    /// The request names no operation of the document (or none when it must): reported as a
+    /// validation error once the document itself validated.
+    operation_problem: Mutex<Option<String>>,
+    /// Where arguments take variables, to tell a variable's bad value from a broken document.
+    variable_positions: Mutex<HashSet<Pos>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[async_graphql::async_trait::async_trait]
 impl Extension for PerRequest {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let mut response = next.run(ctx).await;
-        let charge = *self.charge.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let charge = *lock(&self.charge);
         if let Some(charge) = charge {
             response.extensions.insert("cost".into(), cost_value(&charge));
         }
         response
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        *lock(&self.operation_name) = request.operation_name.clone();
+        next.run(ctx, request).await
     }
 
     async fn parse_query(
@@ -97,10 +132,16 @@ impl Extension for PerRequest {
                 .map_err(|e| coded_error(Code::GraphqlParseFailed, format!("the document does not parse: {e}")))?;
             guard::check_expansion(&document).map_err(|m| coded_error(Code::GraphqlValidationFailed, m))?;
         }
-        next.run(ctx, query, variables).await.map_err(|mut err| {
+        let mut document = next.run(ctx, query, variables).await.map_err(|mut err| {
             err.extensions.get_or_insert_with(Default::default).set("code", Code::GraphqlParseFailed.as_str());
             err
-        })
+        })?;
+        document::hoist_typename_directives(&mut document);
+        let operation_name = lock(&self.operation_name).clone();
+        *lock(&self.introspection_only) = document::is_introspection_only(&document, operation_name.as_deref());
+        *lock(&self.operation_problem) = document::select_operation(&document, operation_name.as_deref()).err();
+        *lock(&self.variable_positions) = document::variable_argument_positions(&document);
+        Ok(document)
     }
 
     async fn validation(
@@ -109,18 +150,29 @@ impl Extension for PerRequest {
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await.map_err(|errors| {
+            // Bad data only when every error is about a variable's value: with a broken document
+            // alongside, the document is the thing to fix first.
+            let variable_positions = lock(&self.variable_positions);
+            let mut errors = errors;
+            let bad_data = errors.iter_mut().all(|err| document::is_bad_variable_value(err, &variable_positions));
+            let code = if bad_data { Code::BadUserInput } else { Code::GraphqlValidationFailed };
             errors
                 .into_iter()
                 .map(|mut err| {
                     let ext = err.extensions.get_or_insert_with(Default::default);
                     if ext.get("code").is_none() {
-                        ext.set("code", Code::GraphqlValidationFailed.as_str());
+                        ext.set("code", code.as_str());
                     }
                     err
                 })
                 .collect::<Vec<_>>()
         })?;
-        if result.depth > self.limits.max_depth {
+        if let Some(problem) = lock(&self.operation_problem).take() {
+            return Err(vec![coded_error(Code::GraphqlValidationFailed, problem)]);
+        }
+        // Introspection nests deeper than data queries (the standard query: 15 levels) but can only
+        // reach the schema; it still pays its cost below.
+        if result.depth > self.limits.max_depth && !*lock(&self.introspection_only) {
             return Err(vec![coded_error(
                 Code::GraphqlValidationFailed,
                 format!(
@@ -166,7 +218,7 @@ impl Extension for PerRequest {
                 )]);
             }
             let charge = self.budgets.charge(key, result.complexity as u64, Instant::now(), chrono::Utc::now());
-            *self.charge.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(charge);
+            *lock(&self.charge) = Some(charge);
             if !charge.allowed {
                 let mut error = coded_error(
                     Code::RateLimited,

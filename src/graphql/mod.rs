@@ -5,6 +5,7 @@ pub mod budget;
 pub mod connection;
 pub mod context;
 pub mod cost;
+pub mod document;
 pub mod guard;
 pub mod ids;
 pub mod loaders;

@@ -1,4 +1,4 @@
-//! The `Query` root: every read of SPEC section 4. Each field starts from the caller's session (its
+//! The `Query` root: every read of the API (`docs/api.md`). Each field starts from the caller's session (its
 //! scoped reader and loaders); there is no other way to the data.
 
 use async_graphql::{Context, ID, Object};

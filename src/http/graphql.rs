@@ -4,6 +4,7 @@
 //! parse or validate), 405 for mutations over GET, 406/415 for media types we do not speak, and
 //! GraphiQL for browsers.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -15,8 +16,8 @@ use axum::extract::{ConnectInfo, Query as UrlQuery, State};
 use axum::http::header::{ACCEPT, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::error::{ApiError, Code};
 use crate::graphql::budget::BudgetKey;
@@ -73,13 +74,45 @@ fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
 }
 
+/// A response body, serialized straight from the engine's response: its maps (`IndexMap`s) keep
+/// the order of the selection set (GraphQL spec 7.1), which a `serde_json::Value` would sort.
+/// `errors` comes first when present, as the spec suggests; each error starts with `message`
+/// (`ServerError` serializes `message`, `locations`, `path`, `extensions` in that order).
+#[derive(Serialize)]
+struct ResponseBody<'a> {
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [ServerError],
+    /// `None` for request errors, which carry no `data` entry at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    extensions: &'a BTreeMap<String, async_graphql::Value>,
+}
+
+/// A request error raised before the engine ran, `message` first.
+#[derive(Serialize)]
+struct RequestError<'a> {
+    message: &'a str,
+    extensions: ErrorCode,
+}
+
+#[derive(Serialize)]
+struct ErrorCode {
+    code: &'static str,
+}
+
+#[derive(Serialize)]
+struct RequestErrors<'a> {
+    errors: Vec<RequestError<'a>>,
+}
+
 /// A response carrying only request errors.
 fn error_response(status: StatusCode, format: Format, errors: &[(Code, String)]) -> Response {
-    let errors: Vec<Value> = errors
+    let errors = errors
         .iter()
-        .map(|(code, message)| json!({"message": message, "extensions": {"code": code.as_str()}}))
+        .map(|(code, message)| RequestError { message, extensions: ErrorCode { code: code.as_str() } })
         .collect();
-    let mut response = (status, axum::Json(json!({ "errors": errors }))).into_response();
+    let mut response = (status, axum::Json(RequestErrors { errors })).into_response();
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     response
 }
@@ -396,11 +429,11 @@ async fn execute(
     } else {
         StatusCode::OK
     };
-    let mut body =
-        serde_json::to_value(&response).unwrap_or_else(|_| json!({"errors": [{"message": "internal error"}]}));
-    if request_error && let Value::Object(map) = &mut body {
-        map.remove("data");
-    }
+    let body = ResponseBody {
+        errors: &response.errors,
+        data: if request_error { None } else { Some(&response.data) },
+        extensions: &response.extensions,
+    };
     let bytes = match serde_json::to_vec(&body) {
         Ok(bytes) if bytes.len() <= settings.limits.max_response_bytes => bytes,
         Ok(bytes) => {

@@ -76,7 +76,8 @@ pub fn router(state: AppState) -> Router {
             tracing::error!("a request handler panicked");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]})),
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#,
             )
                 .into_response()
         }))
@@ -93,7 +94,9 @@ pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
 async fn overloaded(_: tower::BoxError) -> Response {
     let mut response = (
         StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({"errors": [{"message": "the server is busy; retry shortly", "extensions": {"code": "RATE_LIMITED"}}]})),
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        // Written out so that `message` comes first, as in every other error.
+        r#"{"errors":[{"message":"the server is busy; retry shortly","extensions":{"code":"RATE_LIMITED"}}]}"#,
     )
         .into_response();
     response.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));

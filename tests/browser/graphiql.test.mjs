@@ -84,9 +84,6 @@ async function startServer() {
     ...process.env,
     DATABASE_URL: `sqlite://${path.join(workDir, 'demo.db')}?mode=rwc`,
     NO_COLOR: '1',
-    // The introspection query GraphiQL sends is about 15 levels deep, over the default depth limit
-    // of 12 until introspection is exempted (issue 8, item 2, on another branch). Remove this then.
-    PARTNERHUB_MAX_DEPTH: process.env.PARTNERHUB_MAX_DEPTH || '20',
   };
   log(`starting ${bin} serve --demo (database in ${workDir})`);
   server = spawn(bin, ['serve', '--demo', '--listen', '127.0.0.1:0'], { cwd: workDir, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -240,6 +240,24 @@ impl TestApp {
     }
 
     /// Like [`gql_as`], expecting no errors; returns `data`.
+    /// POSTs a GraphQL request body as given; returns the status and the body's text, unparsed (to
+    /// check the order of its keys).
+    pub async fn post_raw(&self, token: Option<&str>, accept: &str, body: Value) -> (StatusCode, String) {
+        let mut builder = Request::post("/graphql").header("content-type", "application/json").header("accept", accept);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(builder.body(Body::from(body.to_string())).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     pub async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
         let body = self.gql_as(Some(token), query, variables).await;
         assert!(body.get("errors").is_none(), "unexpected errors: {body}");
