@@ -26,6 +26,10 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
     pub database_url: String,
 
+    /// Most database connections held open (default: 20 on PostgreSQL, 4 on SQLite).
+    #[arg(long, env = "PARTNERHUB_DB_POOL_SIZE", global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_pool_size: Option<u32>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -120,6 +124,10 @@ pub struct ServeArgs {
     /// Most requests handled at once; more are answered 503 at once.
     #[arg(long, env = "PARTNERHUB_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
     pub max_in_flight: usize,
+    /// Seconds a resolved tenant (the token's partner or customer row) is reused without reading
+    /// it again; 0 turns the cache off. Writes always re-read the partner (R17).
+    #[arg(long, env = "PARTNERHUB_TENANT_CACHE_SECS", default_value_t = crate::auth::cache::DEFAULT_TTL.as_secs())]
+    pub tenant_cache_secs: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -215,7 +223,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate { action } => {
-            let db = db::connect(&cli.database_url).await?;
+            let db = db::connect_with_pool_size(&cli.database_url, cli.db_pool_size).await?;
             match action {
                 MigrateAction::Up => {
                     let pending = Migrator::get_pending_migrations(&db).await?;
@@ -247,11 +255,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve(args) => serve(&cli.database_url, args).await,
+        Command::Serve(args) => serve(&cli.database_url, cli.db_pool_size, args).await,
     }
 }
 
-async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -> anyhow::Result<()> {
     let mut auth = AuthConfig {
         hs256_secret: args.jwt.jwt_secret,
         jwks_url: args.jwt.jwks_url,
@@ -291,9 +299,10 @@ async fn serve(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         },
         cancellation_window_hours: args.cancellation_window_hours,
         cors_origins: args.cors_origins,
+        tenant_cache_ttl: std::time::Duration::from_secs(args.tenant_cache_secs),
     };
 
-    let db = db::connect(database_url).await?;
+    let db = db::connect_with_pool_size(database_url, db_pool_size).await?;
     db::migrate_up(&db).await?;
     let state = AppState::new(db, settings.clone(), Clock::system())?;
     if args.demo {

@@ -20,6 +20,8 @@ pub struct Settings {
     pub cancellation_window_hours: i64,
     /// Allowed CORS origins; empty: no cross-origin access.
     pub cors_origins: Vec<String>,
+    /// `PARTNERHUB_TENANT_CACHE_SECS`: how long a resolved tenant is reused (zero: not cached).
+    pub tenant_cache_ttl: std::time::Duration,
 }
 
 /// Request limits (`docs/limits.md`).
@@ -71,6 +73,7 @@ impl Settings {
             limits: Limits::default(),
             cancellation_window_hours: 168,
             cors_origins: Vec::new(),
+            tenant_cache_ttl: crate::auth::cache::DEFAULT_TTL,
         }
     }
 }

@@ -32,15 +32,30 @@ const PG_IN_TRANSACTION_SQL: &str = "SELECT pg_catalog.transaction_timestamp() <
 /// Succeeds only on a SQLite connection outside any transaction.
 const SQLITE_OUTSIDE_TRANSACTION_SQL: &str = "BEGIN; COMMIT";
 
-/// Opens a connection pool.
+/// Default most connections of a PostgreSQL pool.
+pub const DEFAULT_POSTGRES_POOL_SIZE: u32 = 20;
+
+/// Default most connections of a SQLite pool (one writer at a time; readers beside it in WAL).
+pub const DEFAULT_SQLITE_POOL_SIZE: u32 = 4;
+
+/// Opens a connection pool of the default size.
 pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    connect_with_pool_size(url, None).await
+}
+
+/// Opens a connection pool of at most `pool_size` connections (`PARTNERHUB_DB_POOL_SIZE`; `None`:
+/// 20 on PostgreSQL, 4 on SQLite).
+pub async fn connect_with_pool_size(url: &str, pool_size: Option<u32>) -> anyhow::Result<DatabaseConnection> {
+    if pool_size == Some(0) {
+        anyhow::bail!("the database pool size (PARTNERHUB_DB_POOL_SIZE) must be at least 1");
+    }
     let mut options = ConnectOptions::new(url.to_owned());
     options.connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(10)).sqlx_logging(false);
     if url.starts_with("sqlite:") {
         // SQLite allows one writer at a time; a small pool avoids needless lock waits. WAL lets
         // readers run beside the writer; write transactions begin IMMEDIATE (see `domain::write`)
         // and wait for the lock instead of failing.
-        options.max_connections(4).min_connections(1);
+        options.max_connections(pool_size.unwrap_or(DEFAULT_SQLITE_POOL_SIZE)).min_connections(1);
         options.map_sqlx_sqlite_opts(|opts| {
             opts.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
@@ -67,7 +82,7 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
             })
         });
     } else {
-        options.max_connections(20);
+        options.max_connections(pool_size.unwrap_or(DEFAULT_POSTGRES_POOL_SIZE));
         let timeout = IDLE_IN_TRANSACTION_TIMEOUT.as_millis().to_string();
         options.map_sqlx_postgres_opts(move |opts| {
             opts.options([("idle_in_transaction_session_timeout", timeout.as_str())])

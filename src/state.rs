@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-use crate::auth::Verifier;
+use crate::auth::{TenantCache, Verifier};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::graphql::budget::Budgets;
@@ -20,6 +20,8 @@ pub struct Inner {
     pub verifier: Verifier,
     pub settings: Settings,
     pub clock: Clock,
+    /// Resolved tenants, for `settings.tenant_cache_ttl` (`auth::cache`).
+    pub tenants: Arc<TenantCache>,
 }
 
 impl AppState {
@@ -28,7 +30,8 @@ impl AppState {
         let verifier = Verifier::new(settings.auth.clone())?;
         let budgets = Arc::new(Budgets::new(settings.limits.budgets));
         let schema = build_schema(&settings.limits, budgets);
-        Ok(Self(Arc::new(Inner { db, schema, verifier, settings, clock })))
+        let tenants = Arc::new(TenantCache::new(settings.tenant_cache_ttl, crate::auth::cache::DEFAULT_CAPACITY));
+        Ok(Self(Arc::new(Inner { db, schema, verifier, settings, clock, tenants })))
     }
 }
 

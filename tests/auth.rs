@@ -148,3 +148,55 @@ async fn a_subject_longer_than_256_bytes_is_unauthenticated() {
     let (status, body) = viewer_with(&app, &format!("Bearer {}", mint_hs256(SECRET, &c).unwrap())).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// Unknown tenants are not cached: a tenant onboarded right after its token was refused signs in
+/// at once.
+#[tokio::test]
+async fn a_tenant_onboarded_after_an_unknown_tenant_lookup_signs_in_at_once() {
+    let app = TestApp::new().await;
+    let tid = Uuid::new_v4();
+    let token = app.token(tid, &["admin_agent"]);
+    let (status, body) = viewer_with(&app, &format!("Bearer {token}")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(error_code(&body), Some("UNKNOWN_TENANT"));
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let input = json!({"tenantId": tid, "name": "Contoso", "domain": "contoso.example", "partnerType": "DIRECT_BILL",
+        "partnerNetworkId": "PN-1", "cloud": "PUBLIC"});
+    let onboard = "mutation($input: OnboardPartnerInput!) { onboardPartner(input: $input) { partner { tenantId } } }";
+    app.data(&platform, onboard, json!({"input": input})).await;
+    let (status, body) = viewer_with(&app, &format!("Bearer {token}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["viewer"]["tenantKind"], "PARTNER");
+}
+
+/// A signed-in request reads its tenant once: repeated within the cache's TTL, `{ __typename }`
+/// issues no statement at all.
+#[tokio::test]
+async fn a_cached_tenant_costs_no_statement() {
+    let app = TestApp::new().await;
+    let tid = Uuid::new_v4();
+    app.seed().partner(tid, "Contoso", "contoso.example", PartnerType::DirectBill, Cloud::Public).await.unwrap();
+    let ctid = Uuid::new_v4();
+    app.seed().customer(ctid, "Adatum", "adatum.example", "US", Cloud::Public).await.unwrap();
+    for token in [app.token(tid, &["admin_agent"]), app.token(ctid, &["reader"])] {
+        let before = app.statement_count();
+        assert_eq!(app.data(&token, "{ __typename }", json!({})).await["__typename"], "Query");
+        let first = app.statement_count() - before;
+        let before = app.statement_count();
+        assert_eq!(app.data(&token, "{ __typename }", json!({})).await["__typename"], "Query");
+        let second = app.statement_count() - before;
+        assert!(first >= 1, "the first request reads the tenant");
+        assert_eq!(second, 0, "the second request is served from the tenant cache");
+    }
+
+    // Turned off (`PARTNERHUB_TENANT_CACHE_SECS=0`), every request reads it.
+    let mut settings = partnerhub::config::Settings::development(crate::common::SECRET);
+    settings.tenant_cache_ttl = std::time::Duration::ZERO;
+    let app = TestApp::with_settings(settings).await;
+    app.seed().partner(tid, "Contoso", "contoso.example", PartnerType::DirectBill, Cloud::Public).await.unwrap();
+    let token = app.token(tid, &["admin_agent"]);
+    app.data(&token, "{ __typename }", json!({})).await;
+    let before = app.statement_count();
+    app.data(&token, "{ __typename }", json!({})).await;
+    assert_eq!(app.statement_count() - before, 1);
+}

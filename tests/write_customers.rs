@@ -1,7 +1,7 @@
 //! Partners and customers: onboarding, suspension, customer creation, and the rules R2, R3, R4, R6,
 //! R14, R15, R17 on them.
 
-use entity::enums::{RelationshipKind, RelationshipStatus};
+use entity::enums::{PartnerStatus, RelationshipKind, RelationshipStatus};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -184,6 +184,52 @@ async fn r17_suspended_partners_can_read_but_not_mutate() {
     app.data(&token, "{ viewer { partner { status } } customers { totalCount } }", json!({})).await;
     app.data(&platform, set, json!({"input": {"partnerId": pid, "status": "ACTIVE"}})).await;
     app.data(&token, CREATE_CUSTOMER, json!({"input": customer_input("A", "adatum.example")})).await;
+}
+
+/// R17 does not wait for the tenant cache: the partner's row is cached by its first request, yet
+/// its next mutation after a suspension is refused at once — after `setPartnerStatus` on this
+/// instance, and after a suspension this instance never saw (another instance's, written straight
+/// to the database here), which leaves the cached row saying ACTIVE.
+#[tokio::test]
+async fn r17_a_suspension_stops_writes_at_once_although_the_tenant_is_cached() {
+    let app = TestApp::new().await;
+    let (pid, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let platform = app.token(app.platform(), &["platform_admin"]);
+    let token = app.token(tid, &["admin_agent"]);
+    let data = app.data(&token, "{ viewer { partner { status } } }", json!({})).await;
+    assert_eq!(data["viewer"]["partner"]["status"], "ACTIVE");
+    assert!(app.state.tenants.get(tid).is_some(), "the partner's tenant is cached");
+
+    let set = "mutation($input: SetPartnerStatusInput!) { setPartnerStatus(input: $input) { partner { status } } }";
+    app.data(&platform, set, json!({"input": {"partnerId": pid, "status": "SUSPENDED"}})).await;
+    let body = app.gql_as(Some(&token), CREATE_CUSTOMER, json!({"input": customer_input("A", "adatum.example")})).await;
+    assert_eq!(error_code(&body), Some("PARTNER_SUSPENDED"), "{body}");
+    let data = app.data(&token, "{ viewer { partner { status } } }", json!({})).await;
+    assert_eq!(data["viewer"]["partner"]["status"], "SUSPENDED", "this instance dropped its entry");
+    app.data(&platform, set, json!({"input": {"partnerId": pid, "status": "ACTIVE"}})).await;
+    app.data(&token, CREATE_CUSTOMER, json!({"input": customer_input("A", "adatum.example")})).await;
+
+    // Suspended behind this instance's back: the cache still says ACTIVE, the write is refused.
+    let data = app.data(&token, "{ viewer { partner { status } } }", json!({})).await;
+    assert_eq!(data["viewer"]["partner"]["status"], "ACTIVE");
+    entity::partner::Entity::update_many()
+        .col_expr(entity::partner::Column::Status, sea_orm::sea_query::Expr::value(PartnerStatus::Suspended))
+        .filter(entity::partner::Column::TenantId.eq(tid))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let cached = app.state.tenants.get(tid);
+    assert!(
+        matches!(&cached, Some(partnerhub::auth::Tenant::Partner(p)) if p.status == PartnerStatus::Active),
+        "the cached row is stale: {cached:?}"
+    );
+    let before = audit_count(&app).await;
+    let body = app.gql_as(Some(&token), CREATE_CUSTOMER, json!({"input": customer_input("B", "bdatum.example")})).await;
+    assert_eq!(error_code(&body), Some("PARTNER_SUSPENDED"), "{body}");
+    assert_eq!(audit_count(&app).await, before, "nothing was written");
+    // Reads go on (R17), and see only what the partner's relationships give, as they stand.
+    let data = app.data(&token, "{ customers { totalCount } }", json!({})).await;
+    assert_eq!(data["customers"]["totalCount"], 1);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Identity: a verified JWT becomes a [`Principal`] — the tenant the caller acts for, its kind and its
 //! roles (only those that belong to the tenant's kind).
 
+pub mod cache;
 pub mod jwt;
 
 use entity::enums::TenantKind;
@@ -11,6 +12,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ApiResult, Code};
 
+pub use cache::TenantCache;
 pub use jwt::{AuthConfig, Claims, Verifier};
 
 /// A role named in the JWT `roles` claim.
@@ -121,18 +123,46 @@ impl Principal {
 /// Turns verified claims into a principal: `tid` must be the platform tenant or a known partner or
 /// customer (`UNKNOWN_TENANT` otherwise); roles of another tenant kind are dropped.
 pub async fn resolve_principal(db: &DatabaseConnection, platform_tenant: Uuid, claims: Claims) -> ApiResult<Principal> {
+    let tenant = if claims.tid == platform_tenant { Tenant::Platform } else { read_tenant(db, claims.tid).await? };
+    Ok(principal_of(claims, tenant, platform_tenant))
+}
+
+/// [`resolve_principal`] through the tenant cache: no statement when the tenant was resolved less
+/// than the cache's TTL ago (see [`cache`] for why a stale entry cannot let a suspended partner
+/// write or a terminated link read). Unknown tenants are not cached.
+pub async fn resolve_principal_cached(
+    db: &DatabaseConnection,
+    cache: &TenantCache,
+    platform_tenant: Uuid,
+    claims: Claims,
+) -> ApiResult<Principal> {
     let tenant = if claims.tid == platform_tenant {
         Tenant::Platform
-    } else if let Some(p) = partner::Entity::find().filter(partner::Column::TenantId.eq(claims.tid)).one(db).await? {
-        Tenant::Partner(p)
-    } else if let Some(c) = customer::Entity::find().filter(customer::Column::TenantId.eq(claims.tid)).one(db).await? {
-        Tenant::Customer(c)
+    } else if let Some(tenant) = cache.get(claims.tid) {
+        tenant
     } else {
-        return Err(ApiError::new(Code::UnknownTenant, "the token's tenant (`tid`) is not known to this server"));
+        let tenant = read_tenant(db, claims.tid).await?;
+        cache.insert(claims.tid, tenant.clone());
+        tenant
     };
+    Ok(principal_of(claims, tenant, platform_tenant))
+}
+
+/// The partner or customer with this tenant id; `UNKNOWN_TENANT` when there is none.
+async fn read_tenant(db: &DatabaseConnection, tenant_id: Uuid) -> ApiResult<Tenant> {
+    if let Some(p) = partner::Entity::find().filter(partner::Column::TenantId.eq(tenant_id)).one(db).await? {
+        Ok(Tenant::Partner(p))
+    } else if let Some(c) = customer::Entity::find().filter(customer::Column::TenantId.eq(tenant_id)).one(db).await? {
+        Ok(Tenant::Customer(c))
+    } else {
+        Err(ApiError::new(Code::UnknownTenant, "the token's tenant (`tid`) is not known to this server"))
+    }
+}
+
+fn principal_of(claims: Claims, tenant: Tenant, platform_tenant: Uuid) -> Principal {
     let kind = tenant.kind();
     let mut roles: Vec<Role> =
         claims.roles.iter().filter_map(|r| Role::parse(r)).filter(|r| r.tenant_kind() == kind).collect();
     roles.dedup();
-    Ok(Principal { tenant_id: claims.tid, subject: claims.sub, roles, tenant, platform_tenant })
+    Principal { tenant_id: claims.tid, subject: claims.sub, roles, tenant, platform_tenant }
 }

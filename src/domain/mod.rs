@@ -117,11 +117,26 @@ pub type TxFuture<'a, T> = Pin<Box<dyn Future<Output = ApiResult<T>> + Send + 'a
 #[derive(Clone)]
 pub struct Writer {
     db: DatabaseConnection,
+    /// The calling partner's id: every transaction first re-reads its row and applies R17.
+    partner: Option<Uuid>,
 }
 
 impl Writer {
+    /// A writer for code acting for nobody in particular (the lifecycle runner).
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db, partner: None }
+    }
+
+    /// The writer of one caller. When the caller is a partner, each transaction starts by reading
+    /// the partner's row as it stands and refuses with `PARTNER_SUSPENDED` (R17) when it is
+    /// suspended: the principal's copy of the row may come from the tenant cache (`auth::cache`)
+    /// and be seconds old, so writes never rely on it.
+    pub fn for_principal(db: DatabaseConnection, principal: &Principal) -> Self {
+        let partner = match &principal.tenant {
+            Tenant::Partner(p) => Some(p.id),
+            _ => None,
+        };
+        Self { db, partner }
     }
 
     /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails (so a
@@ -148,7 +163,15 @@ impl Writer {
         };
         let db = self.db.clone();
         let txn = uncancellable("BEGIN", async move { db.begin_with_options(options).await }).await??;
-        match work(&txn).await {
+        let partner = self.partner;
+        let result = async {
+            if let Some(id) = partner {
+                fresh_partner_not_suspended(&txn, id).await?;
+            }
+            work(&txn).await
+        }
+        .await;
+        match result {
             Ok(value) => {
                 uncancellable("COMMIT", txn.commit()).await?.map_err(commit_error)?;
                 Ok(value)
@@ -168,6 +191,16 @@ impl Writer {
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// R17 from the partner's row as it stands, read inside the transaction (not from the principal's
+/// copy, which may be cached).
+async fn fresh_partner_not_suspended(txn: &DatabaseTransaction, id: Uuid) -> ApiResult<()> {
+    use sea_orm::EntityTrait;
+    let Some(partner) = entity::partner::Entity::find_by_id(id).one(txn).await? else {
+        return Err(ApiError::new(Code::UnknownTenant, "the token's tenant (`tid`) is not known to this server"));
+    };
+    rules::r17_not_suspended(&partner)
 }
 
 /// Runs a transaction-control statement to completion in its own task, even when the caller stops

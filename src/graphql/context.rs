@@ -49,6 +49,7 @@ pub struct RequestCtx {
     pub limits: Limits,
     pub cancellation_window: Duration,
     pub request_id: String,
+    tenants: Option<std::sync::Arc<crate::auth::TenantCache>>,
 }
 
 impl RequestCtx {
@@ -64,9 +65,23 @@ impl RequestCtx {
         let session = principal.map(|principal| {
             let reader = Reader::new(db.clone(), Scope::for_principal(&principal, now));
             let loaders = std::sync::Arc::new(Loaders::new(&reader));
-            Session { principal, reader, loaders, writer: crate::domain::Writer::new(db.clone()) }
+            let writer = crate::domain::Writer::for_principal(db.clone(), &principal);
+            Session { principal, reader, loaders, writer }
         });
-        Self { session, now, limits, cancellation_window, request_id }
+        Self { session, now, limits, cancellation_window, request_id, tenants: None }
+    }
+
+    /// The server's tenant cache, for mutations that change a tenant row to drop its entry.
+    pub fn with_tenant_cache(mut self, tenants: std::sync::Arc<crate::auth::TenantCache>) -> Self {
+        self.tenants = Some(tenants);
+        self
+    }
+
+    /// Drops a tenant's cached row (after a mutation changed it).
+    pub fn forget_tenant(&self, tenant_id: uuid::Uuid) {
+        if let Some(tenants) = &self.tenants {
+            tenants.invalidate(tenant_id);
+        }
     }
 
     /// The request context of a resolver.

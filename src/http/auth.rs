@@ -3,7 +3,7 @@
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
-use crate::auth::{Principal, resolve_principal};
+use crate::auth::{Principal, resolve_principal_cached};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -19,6 +19,6 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> ApiResult<Op
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::unauthenticated("expected `Authorization: Bearer <token>`"))?;
     let claims = state.verifier.verify(token).await?;
-    let principal = resolve_principal(&state.db, state.settings.platform_tenant, claims).await?;
+    let principal = resolve_principal_cached(&state.db, &state.tenants, state.settings.platform_tenant, claims).await?;
     Ok(Some(principal))
 }

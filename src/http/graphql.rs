@@ -344,7 +344,8 @@ async fn execute(
         settings.limits,
         chrono::Duration::hours(settings.cancellation_window_hours),
         request_id.clone(),
-    );
+    )
+    .with_tenant_cache(state.tenants.clone());
     let budget_key = match ctx.session() {
         Ok(session) => BudgetKey::Tenant(session.principal.tenant_id),
         Err(_) => BudgetKey::Anonymous(client),

@@ -81,6 +81,9 @@ impl PartnerMutations {
         let actor = rc.actor()?;
         let id = ids::decode("partnerId", NodeType::Partner, &input.partner_id)?;
         let partner = partners::set_status(&session(ctx)?.writer, &actor, id, input.status.into()).await?;
+        // Other instances see the change within the cache's TTL for reads; writes everywhere see
+        // it at once (`Writer::for_principal`).
+        rc.forget_tenant(partner.tenant_id);
         Ok(PartnerPayload { partner: Partner(partner) })
     }
 }
