@@ -33,7 +33,11 @@ async fn statements_for(
 
 #[tokio::test]
 async fn nested_customers_and_subscriptions_take_a_bounded_number_of_statements() {
-    let app = TestApp::new().await;
+    // The tenant cache off, so every request counts its token → principal statement alike
+    // (`auth::a_cached_tenant_costs_no_statement` covers the cache).
+    let mut settings = partnerhub::config::Settings::development(crate::common::SECRET);
+    settings.tenant_cache_ttl = std::time::Duration::ZERO;
+    let app = TestApp::with_settings(settings).await;
     let tid = Uuid::new_v4();
     {
         let txn = app.db.begin().await.unwrap();
