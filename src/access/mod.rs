@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use entity::enums::{RelationshipKind, RelationshipStatus};
 use entity::{audit_event, customer, partner, relationship, subscription, subscription_transfer};
-use sea_orm::sea_query::SelectStatement;
+use sea_orm::sea_query::{Expr, Query, SelectStatement};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Select};
 use uuid::Uuid;
 
@@ -93,9 +93,10 @@ impl Scope {
         match self.viewer {
             Viewer::Platform => Condition::all(),
             Viewer::Customer { id, .. } => Condition::all().add(customer::Column::Id.eq(id)),
-            Viewer::Partner { id, .. } => Condition::any()
-                .add(customer::Column::Id.in_subquery(self.reseller_customers(id)))
-                .add(customer::Column::Id.in_subquery(self.delegated_customers(id))),
+            Viewer::Partner { id, .. } => Condition::all().add(Self::link_exists(
+                (customer::Entity, customer::Column::Id),
+                Condition::any().add(Self::reseller_link(id)).add(self.delegated_admin_condition(id)),
+            )),
         }
     }
 
@@ -106,14 +107,18 @@ impl Scope {
         match self.viewer {
             Viewer::Platform => Condition::all(),
             Viewer::Customer { id, .. } => Condition::all().add(S::CustomerId.eq(id)),
-            // visible ∧ (own ∨ delegated) = (reseller ∧ own) ∨ delegated
-            Viewer::Partner { id, .. } => Condition::any()
-                .add(
-                    Condition::all()
-                        .add(S::CustomerId.in_subquery(self.reseller_customers(id)))
-                        .add(Condition::any().add(S::PartnerId.eq(id)).add(S::ResellerId.eq(id))),
-                )
-                .add(S::CustomerId.in_subquery(self.delegated_customers(id))),
+            // visible ∧ (own ∨ delegated) = (reseller ∧ own) ∨ delegated, as one probe of the
+            // customer's links (the row's own `partner_id`/`reseller_id` inside the probe).
+            Viewer::Partner { id, .. } => Condition::all().add(Self::link_exists(
+                (subscription::Entity, S::CustomerId),
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(Self::reseller_link(id))
+                            .add(Condition::any().add(S::PartnerId.eq(id)).add(S::ResellerId.eq(id))),
+                    )
+                    .add(self.delegated_admin_condition(id)),
+            )),
         }
     }
 
@@ -286,23 +291,34 @@ impl Scope {
 
     // ----- subqueries -----
 
-    fn reseller_customers(&self, partner_id: Uuid) -> SelectStatement {
+    /// `EXISTS (SELECT 1 FROM relationship WHERE relationship.customer_id = <customer> AND <links>)`:
+    /// correlated with the row being checked, so that a point lookup probes only that customer's
+    /// relationships (`ix_relationship_customer`) instead of gathering all of the partner's; one
+    /// `EXISTS` (not an `OR` of subqueries) also lets PostgreSQL plan a list as a semi-join.
+    fn link_exists<T, C>(customer: (T, C), links: Condition) -> sea_orm::sea_query::SimpleExpr
+    where
+        T: sea_orm::sea_query::IntoIden,
+        C: sea_orm::sea_query::IntoIden,
+    {
         use relationship::Column as R;
-        relationship::Entity::find()
-            .select_only()
-            .column(R::CustomerId)
-            .filter(R::Kind.eq(RelationshipKind::Reseller))
-            .filter(R::Status.eq(RelationshipStatus::Active))
-            .filter(Condition::any().add(R::PartnerId.eq(partner_id)).add(R::IndirectProviderId.eq(partner_id)))
-            .into_query()
+        use sea_orm::ExprTrait;
+        Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(relationship::Entity)
+                .and_where(Expr::col((relationship::Entity, R::CustomerId)).equals(customer))
+                .cond_where(links)
+                .to_owned(),
+        )
     }
 
-    fn delegated_customers(&self, partner_id: Uuid) -> SelectStatement {
-        relationship::Entity::find()
-            .select_only()
-            .column(relationship::Column::CustomerId)
-            .filter(self.delegated_admin_condition(partner_id))
-            .into_query()
+    /// An ACTIVE RESELLER relationship of `partner_id`, as partner or indirect provider.
+    fn reseller_link(partner_id: Uuid) -> Condition {
+        use relationship::Column as R;
+        Condition::all()
+            .add(R::Kind.eq(RelationshipKind::Reseller))
+            .add(R::Status.eq(RelationshipStatus::Active))
+            .add(Condition::any().add(R::PartnerId.eq(partner_id)).add(R::IndirectProviderId.eq(partner_id)))
     }
 
     fn partners_named_on_subscriptions_and_transfers(&self) -> Condition {
