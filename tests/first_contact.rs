@@ -46,21 +46,12 @@ async fn the_standard_introspection_query_works_at_default_limits_with_and_witho
         }
     }
     // Over GET too (GraphiQL may use it).
-    let url = format!("/graphql?query={}&operationName=IntrospectionQuery", url_encode(INTROSPECTION));
+    let url = format!("/graphql?query={}&operationName=IntrospectionQuery", crate::common::url_encode(INTROSPECTION));
     let request = Request::get(url).header("accept", "application/json").body(Body::empty()).unwrap();
     let (status, _, body) = app.send(request).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.get("errors").is_none(), "{body}");
     assert!(body["data"]["__schema"]["types"].as_array().unwrap().len() > 20);
-}
-
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -202,7 +193,7 @@ async fn error_codes_are_the_same_over_get() {
             "BAD_USER_INPUT",
         ),
     ] {
-        let url = format!("/graphql?query={}{extra}", url_encode(query));
+        let url = format!("/graphql?query={}{extra}", crate::common::url_encode(query));
         let request = Request::get(url).header("accept", "application/json").body(Body::empty()).unwrap();
         let (status, _, body) = app.send(request).await;
         assert_eq!(status, StatusCode::OK, "{query}");

@@ -27,17 +27,8 @@ fn post_raw(body: Vec<u8>) -> Request<Body> {
 }
 
 fn get(query: &str) -> Request<Body> {
-    let url = format!("/graphql?query={}", urlencode(query));
+    let url = format!("/graphql?query={}", crate::common::url_encode(query));
     Request::get(url).header("accept", "application/json").body(Body::empty()).expect("request")
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The server still answers a plain query.

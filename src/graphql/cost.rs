@@ -127,10 +127,7 @@ impl Extension for PerRequest {
         // which a document of fragments that each spread the next twice turns into 2^n steps. So
         // the bounds are checked on a parse of our own first, unless the HTTP layer already did.
         if ctx.data_opt::<DocumentChecked>().is_none() {
-            guard::check_nesting(query).map_err(|m| coded_error(Code::GraphqlParseFailed, m))?;
-            let document = async_graphql::parser::parse_query(query)
-                .map_err(|e| coded_error(Code::GraphqlParseFailed, format!("the document does not parse: {e}")))?;
-            guard::check_expansion(&document).map_err(|m| coded_error(Code::GraphqlValidationFailed, m))?;
+            guard::parse(query).map_err(|(code, message)| coded_error(code, message))?;
         }
         let mut document = next.run(ctx, query, variables).await.map_err(|mut err| {
             err.extensions.get_or_insert_with(Default::default).set("code", Code::GraphqlParseFailed.as_str());

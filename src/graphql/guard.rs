@@ -14,12 +14,26 @@ use std::collections::HashMap;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, Positioned};
 
+use crate::error::Code;
+
 /// Deepest nesting of `{`, `[` and `(` accepted in a document. The standard introspection query
 /// needs 11; the parser itself refuses selection sets deeper than 64.
 pub const MAX_NESTING: usize = 64;
 
 /// Most fields an operation may select once its fragments are expanded (aliases included).
 pub const MAX_SELECTIONS: usize = 5_000;
+
+/// Parses a document within the bounds: the nesting scan, async-graphql's parser, then the
+/// expansion walk. The error carries the code a client sees (`GRAPHQL_PARSE_FAILED` for the first
+/// two, `GRAPHQL_VALIDATION_FAILED` for the last). The HTTP layer and the engine extension both
+/// come through here.
+pub fn parse(query: &str) -> Result<ExecutableDocument, (Code, String)> {
+    check_nesting(query).map_err(|m| (Code::GraphqlParseFailed, m))?;
+    let document = async_graphql::parser::parse_query(query)
+        .map_err(|e| (Code::GraphqlParseFailed, format!("the document does not parse: {e}")))?;
+    check_expansion(&document).map_err(|m| (Code::GraphqlValidationFailed, m))?;
+    Ok(document)
+}
 
 /// Refuses documents nested deeper than [`MAX_NESTING`], without parsing them.
 pub fn check_nesting(query: &str) -> Result<(), String> {
