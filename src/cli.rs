@@ -312,7 +312,13 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
             tracing::info!("the database already has data; demo world not loaded again");
         }
     }
-    crate::domain::runner::spawn(
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        shutdown.cancel();
+    });
+    let runner = crate::domain::runner::spawn(
+        state.shutdown.clone(),
         state.db.clone(),
         settings.platform_tenant,
         state.clock.clone(),
@@ -329,7 +335,11 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
         max_connections: args.max_connections,
         header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_secs.max(1)),
     };
-    crate::http::server::serve(listener, crate::app(state), limits, shutdown_signal()).await?;
+    let stop = state.shutdown.clone();
+    crate::http::server::serve(listener, crate::app(state), limits, stop.cancelled_owned()).await?;
+    // The runner stops between passes; a pass under way finishes its transaction first.
+    let _ = runner.await;
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -362,7 +372,25 @@ pub fn demo_banner(url: &str, secret: &str, platform_tenant: uuid::Uuid) -> anyh
     Ok(out)
 }
 
+/// SIGINT (Ctrl-C) or SIGTERM (what service managers and container runtimes send).
 async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutting down");
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: no new connections; finishing the requests in flight");
 }

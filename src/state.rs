@@ -22,6 +22,9 @@ pub struct Inner {
     pub clock: Clock,
     /// Resolved tenants, for `settings.tenant_cache_ttl` (`auth::cache`).
     pub tenants: Arc<TenantCache>,
+    /// Cancelled when the server starts shutting down (SIGTERM/SIGINT): background workers stop
+    /// between units of work, WebSockets close with 1001, the listener stops accepting.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -31,7 +34,8 @@ impl AppState {
         let budgets = Arc::new(Budgets::new(settings.limits.budgets));
         let schema = build_schema(&settings.limits, budgets);
         let tenants = Arc::new(TenantCache::new(settings.tenant_cache_ttl, crate::auth::cache::DEFAULT_CAPACITY));
-        Ok(Self(Arc::new(Inner { db, schema, verifier, settings, clock, tenants })))
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        Ok(Self(Arc::new(Inner { db, schema, verifier, settings, clock, tenants, shutdown })))
     }
 }
 

@@ -201,7 +201,15 @@ async fn r16_the_spawned_runner_applies_changes_on_time_without_any_read() {
     lapsing.term_months = Some(1);
     lapsing.auto_renew = false;
     let lapsing = seed.subscription(lapsing, 0).await.unwrap();
-    let runner = spawn(app.db.clone(), app.platform(), app.clock.clone(), std::time::Duration::from_millis(20), WINDOW);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let runner = spawn(
+        stop.clone(),
+        app.db.clone(),
+        app.platform(),
+        app.clock.clone(),
+        std::time::Duration::from_millis(20),
+        WINDOW,
+    );
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let row = subscription::Entity::find_by_id(lapsing.id).one(&app.db).await.unwrap().unwrap();
     assert_eq!(row.status, SubscriptionStatus::Active, "nothing is due yet");
@@ -216,7 +224,11 @@ async fn r16_the_spawned_runner_applies_changes_on_time_without_any_read() {
         }
     }
     assert!(!runner.is_finished(), "the runner keeps running");
-    runner.abort();
+    stop.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(5), runner)
+        .await
+        .expect("the runner stops between passes when the server shuts down")
+        .unwrap();
     assert_eq!(status, SubscriptionStatus::Expired, "the runner made the expiry durable");
     let expiries = entity::audit_event::Entity::find()
         .filter(entity::audit_event::Column::Action.eq("subscription.expire"))

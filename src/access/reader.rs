@@ -396,6 +396,34 @@ impl Reader {
             .await?)
     }
 
+    /// Which of `ids`, all nodes of the GraphQL type `node_type` (`Partner`, `Customer`,
+    /// `Subscription`, `Relationship`, `SubscriptionTransfer`: the `node_type` of an outbox event),
+    /// this scope may see now. Events reach a subscriber or a webhook only through this (R1 at
+    /// delivery): an unknown type sees nothing.
+    pub async fn visible_nodes(&self, node_type: &str, ids: &[Uuid]) -> ApiResult<std::collections::HashSet<Uuid>> {
+        async fn ids_of<E: Visible>(reader: &Reader, ids: &[Uuid]) -> ApiResult<std::collections::HashSet<Uuid>> {
+            if ids.is_empty() {
+                return Ok(Default::default());
+            }
+            let rows: Vec<Uuid> = E::visible(&reader.scope)
+                .select_only()
+                .column(E::id_column())
+                .filter(E::id_column().is_in(ids.iter().copied()))
+                .into_tuple()
+                .all(&reader.db)
+                .await?;
+            Ok(rows.into_iter().collect())
+        }
+        match node_type {
+            "Partner" => ids_of::<partner::Entity>(self, ids).await,
+            "Customer" => ids_of::<customer::Entity>(self, ids).await,
+            "Subscription" => ids_of::<subscription::Entity>(self, ids).await,
+            "Relationship" => ids_of::<relationship::Entity>(self, ids).await,
+            "SubscriptionTransfer" => ids_of::<subscription_transfer::Entity>(self, ids).await,
+            _ => Ok(Default::default()),
+        }
+    }
+
     /// Whether the database answers (readiness).
     pub async fn ping(db: &DatabaseConnection) -> ApiResult<()> {
         Ok(db.ping().await?)

@@ -220,10 +220,11 @@ fn log_error(err: &ApiError, what: &str) {
     tracing::error!(code = err.code.as_str(), message = %err.message, error = cause, "{what}");
 }
 
-/// Runs [`run_once`] every `interval` on the server's clock until the process ends. Errors are
+/// Runs [`run_once`] every `interval` on the server's clock until `stop` is cancelled (between passes). Errors are
 /// logged and retried at the next tick; each pass runs in its own task, so not even a panic stops
 /// the loop.
 pub fn spawn(
+    stop: tokio_util::sync::CancellationToken,
     db: DatabaseConnection,
     platform_tenant: Uuid,
     clock: Clock,
@@ -234,7 +235,10 @@ pub fn spawn(
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = stop.cancelled() => break,
+            }
             let (db, now) = (db.clone(), clock.now());
             let pass = tokio::spawn(async move { run_once(&db, platform_tenant, now, window).await });
             match pass.await {

@@ -4,6 +4,7 @@
 pub mod audit_event;
 pub mod customer;
 pub mod enums;
+pub mod event;
 pub mod filters;
 pub mod node;
 pub mod partner;
