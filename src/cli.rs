@@ -128,6 +128,9 @@ pub struct ServeArgs {
     /// it again; 0 turns the cache off. Writes always re-read the partner (R17).
     #[arg(long, env = "PARTNERHUB_TENANT_CACHE_SECS", default_value_t = crate::auth::cache::DEFAULT_TTL.as_secs())]
     pub tenant_cache_secs: u64,
+    /// Bearer token `GET /metrics` asks for; unset: `/metrics` is open (keep it off the public network).
+    #[arg(long, env = "PARTNERHUB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -300,6 +303,7 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
         cancellation_window_hours: args.cancellation_window_hours,
         cors_origins: args.cors_origins,
         tenant_cache_ttl: std::time::Duration::from_secs(args.tenant_cache_secs),
+        metrics_token: args.metrics_token.filter(|t| !t.is_empty()),
     };
 
     let db = db::connect_with_pool_size(database_url, db_pool_size).await?;

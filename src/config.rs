@@ -22,6 +22,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// `PARTNERHUB_TENANT_CACHE_SECS`: how long a resolved tenant is reused (zero: not cached).
     pub tenant_cache_ttl: std::time::Duration,
+    /// `PARTNERHUB_METRICS_TOKEN`: when set, `/metrics` asks for it as a bearer token.
+    pub metrics_token: Option<String>,
 }
 
 /// Request limits (`docs/limits.md`).
@@ -74,6 +76,7 @@ impl Settings {
             cancellation_window_hours: 168,
             cors_origins: Vec::new(),
             tenant_cache_ttl: crate::auth::cache::DEFAULT_TTL,
+            metrics_token: None,
         }
     }
 }

@@ -115,7 +115,10 @@ pub async fn connect_with_pool_size(url: &str, pool_size: Option<u32>) -> anyhow
         });
     }
     // sqlx turns SQLite foreign keys on for every connection by default.
-    Ok(Database::connect(options).await?)
+    let mut db = Database::connect(options).await?;
+    // Statements per operation, for `/metrics` (a task-local counter; nothing when none is set).
+    db.set_metric_callback(|_| crate::metrics::statement_issued());
+    Ok(db)
 }
 
 /// Applies every pending migration.

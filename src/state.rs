@@ -31,6 +31,7 @@ impl AppState {
     /// Builds the state; fails when no JWT key is configured.
     pub fn new(db: DatabaseConnection, settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         let verifier = Verifier::new(settings.auth.clone())?;
+        crate::metrics::install();
         let budgets = Arc::new(Budgets::new(settings.limits.budgets));
         let schema = build_schema(&settings.limits, budgets);
         let tenants = Arc::new(TenantCache::new(settings.tenant_cache_ttl, crate::auth::cache::DEFAULT_CAPACITY));

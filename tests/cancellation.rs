@@ -471,13 +471,13 @@ async fn a_connection_left_inside_a_transaction_is_never_reused() {
 }
 
 /// A `partnerhub serve` process on a free port.
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Server {
-    async fn start(database_url: &str, platform: Uuid, log: &std::path::Path) -> Self {
+    pub(crate) async fn start(database_url: &str, platform: Uuid, log: &std::path::Path) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_partnerhub"))
@@ -519,7 +519,7 @@ impl Drop for Server {
     }
 }
 
-fn token(tenant: Uuid, roles: &[&str]) -> String {
+pub(crate) fn token(tenant: Uuid, roles: &[&str]) -> String {
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
         tid: tenant,

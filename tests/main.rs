@@ -20,6 +20,7 @@ mod lifecycle;
 mod logs;
 mod migrations;
 mod n_plus_one;
+mod operations;
 mod queries;
 mod schema;
 mod walkthrough;

@@ -417,6 +417,17 @@ pub struct Loaders {
     pub linked_partner_counts: DataLoader<LinkedPartnerCounts, HashMapCache>,
 }
 
+/// Spawns a loader's batch in its own task, counting its SQL statements against the operation that
+/// created the loaders (`metrics::counting_statements`: a task-local does not follow `tokio::spawn`).
+fn spawner()
+-> impl Fn(futures_util::future::BoxFuture<'static, ()>) -> tokio::task::JoinHandle<()> + Send + Sync + 'static {
+    let counter = crate::metrics::current_statement_counter();
+    move |batch| match counter.clone() {
+        Some(counter) => tokio::spawn(crate::metrics::counting_statements(counter, batch)),
+        None => tokio::spawn(batch),
+    }
+}
+
 impl Loaders {
     pub fn new(reader: &Reader) -> Self {
         fn by_id<E: Visible>(reader: &Reader) -> CachedById<E>
@@ -425,7 +436,7 @@ impl Loaders {
         {
             DataLoader::with_cache(
                 ById { reader: reader.clone(), _entity: PhantomData },
-                tokio::spawn,
+                spawner(),
                 HashMapCache::default(),
             )
         }
@@ -445,12 +456,12 @@ impl Loaders {
                     refs: refs.clone(),
                     _filter: PhantomData,
                 },
-                tokio::spawn,
+                spawner(),
                 HashMapCache::default(),
             ),
             customer_subscription_counts: DataLoader::with_cache(
                 ChildCounts { reader: reader.clone(), parent: subscription::Column::CustomerId, _filter: PhantomData },
-                tokio::spawn,
+                spawner(),
                 HashMapCache::default(),
             ),
             customer_relationships: DataLoader::with_cache(
@@ -461,32 +472,32 @@ impl Loaders {
                     refs,
                     _filter: PhantomData,
                 },
-                tokio::spawn,
+                spawner(),
                 HashMapCache::default(),
             ),
             customer_relationship_counts: DataLoader::with_cache(
                 ChildCounts { reader: reader.clone(), parent: relationship::Column::CustomerId, _filter: PhantomData },
-                tokio::spawn,
+                spawner(),
                 HashMapCache::default(),
             ),
             partner_customers: DataLoader::with_cache(
                 PartnerCustomers { reader: reader.clone() },
-                tokio::spawn,
+                spawner(),
                 HashMapCache::default(),
             ),
             partner_customer_counts: DataLoader::with_cache(
                 PartnerCustomerCounts { reader: reader.clone() },
-                tokio::spawn,
+                spawner(),
                 HashMapCache::default(),
             ),
             linked_partners: DataLoader::with_cache(
                 LinkedPartners { reader: reader.clone() },
-                tokio::spawn,
+                spawner(),
                 HashMapCache::default(),
             ),
             linked_partner_counts: DataLoader::with_cache(
                 LinkedPartnerCounts { reader: reader.clone() },
-                tokio::spawn,
+                spawner(),
                 HashMapCache::default(),
             ),
         }

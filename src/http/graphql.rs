@@ -268,6 +268,7 @@ async fn execute(
     let document = match crate::graphql::guard::parse(&params.query) {
         Ok(document) => document,
         Err(error) => {
+            crate::metrics::graphql_request("unknown", "-", error.0.as_str(), started.elapsed().as_secs_f64(), 0);
             let status = if format == Format::Json { StatusCode::OK } else { StatusCode::BAD_REQUEST };
             return error_response(status, format, &[error]);
         }
@@ -313,10 +314,12 @@ async fn execute(
             })
             .unwrap_or_default()
     });
+    let (operation_type, root_field) = metric_labels(&document, params.operation_name.as_deref());
     let principal = match super::auth::authenticate(&state, &headers).await {
         Ok(principal) => principal,
         Err(err) => {
             tracing::info!(request_id, outcome = err.code.as_str(), "graphql request refused");
+            crate::metrics::graphql_request(operation_type, "-", err.code.as_str(), started.elapsed().as_secs_f64(), 0);
             // A database that cannot be reached while resolving the tenant is ours, not the token's:
             // 503, so clients retry instead of discarding a good token.
             let status = match err.code {
@@ -361,13 +364,19 @@ async fn execute(
     // Past the request time limit a read is stopped (nothing of it is left running); a mutation
     // is never stopped halfway: its answer is awaited, since its transaction is short and bounded.
     let schema = state.schema.clone();
-    let mut task = tokio::spawn(async move { schema.execute(request).await });
+    let statements = crate::metrics::statement_counter();
+    let counted = statements.clone();
+    let mut task =
+        tokio::spawn(async move { crate::metrics::counting_statements(counted, schema.execute(request)).await });
     let timeout = settings.limits.request_timeout;
     let joined = match tokio::time::timeout(timeout, &mut task).await {
         Ok(joined) => joined,
         Err(_) if is_query => {
             task.abort();
             tracing::warn!(request_id, tenant_id, operation, "graphql request stopped at the time limit");
+            let seconds = started.elapsed().as_secs_f64();
+            let statements = statements.load(std::sync::atomic::Ordering::Relaxed);
+            crate::metrics::graphql_request(operation_type, &root_field, Code::Timeout.as_str(), seconds, statements);
             let message = format!(
                 "the operation ran longer than {} s (PARTNERHUB_REQUEST_TIMEOUT_SECS) and was stopped; ask for less",
                 timeout.as_secs()
@@ -397,13 +406,23 @@ async fn execute(
         .first()
         .and_then(|e| e.extensions.as_ref().and_then(|x| x.get("code")).map(|c| c.to_string()))
         .unwrap_or_else(|| "OK".into());
+    let outcome = outcome.trim_matches('"');
+    // A document the engine refused names no field worth a series of its own.
+    let field = if request_error { "-" } else { root_field.as_str() };
+    crate::metrics::graphql_request(
+        operation_type,
+        field,
+        outcome,
+        started.elapsed().as_secs_f64(),
+        statements.load(std::sync::atomic::Ordering::Relaxed),
+    );
     tracing::info!(
         request_id,
         tenant_id,
         operation,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         errors = response.errors.len(),
-        outcome = outcome.trim_matches('"'),
+        outcome,
         "graphql request"
     );
 
@@ -453,6 +472,34 @@ async fn execute(
         http.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
     }
     http
+}
+
+/// The labels of `partnerhub_graphql_requests_total`: the selected operation's type and its first
+/// root field's name (not its alias: the values stay bounded by the schema; a field the schema does
+/// not have fails validation and is recorded as `-`).
+fn metric_labels(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    operation_name: Option<&str>,
+) -> (&'static str, String) {
+    use async_graphql::parser::types::Selection;
+    let selected = document.operations.iter().find(|(name, _)| match (operation_name, name) {
+        (Some(wanted), Some(name)) => wanted == name.as_str(),
+        (Some(_), None) => false,
+        (None, _) => true,
+    });
+    let Some((_, operation)) = selected else { return ("unknown", "-".into()) };
+    let operation_type = match operation.node.ty {
+        OperationType::Query => "query",
+        OperationType::Mutation => "mutation",
+        OperationType::Subscription => "subscription",
+    };
+    let items = &operation.node.selection_set.node.items;
+    let field = match items.first().map(|item| &item.node) {
+        Some(Selection::Field(f)) if items.len() == 1 => f.node.name.node.to_string(),
+        Some(_) if items.len() > 1 => "(several)".into(),
+        _ => "-".into(),
+    };
+    (operation_type, field)
 }
 
 fn add_default_code(error: &mut ServerError) {

@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route(graphiql::ASSETS_ROUTE, get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(
@@ -116,6 +117,36 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
 /// The process is up.
 async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
+}
+
+/// Prometheus text (`crate::metrics`). With `PARTNERHUB_METRICS_TOKEN` set, only for
+/// `Authorization: Bearer <that token>`.
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(expected) = &state.settings.metrics_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let matches = given.is_some_and(|given| {
+            use sha2::Digest;
+            // Compared as digests: equal-length, and no early exit on the first differing byte.
+            sha2::Sha256::digest(given.as_bytes()) == sha2::Sha256::digest(expected.as_bytes())
+        });
+        if !matches {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics token required\n",
+            )
+                .into_response();
+        }
+    }
+    match crate::metrics::render(&state.db) {
+        Some(page) => {
+            ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "metrics are off in this process\n").into_response(),
+    }
 }
 
 /// The database answers.

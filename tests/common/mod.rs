@@ -138,6 +138,7 @@ impl TestApp {
         let print_sql = std::env::var("TEST_PRINT_SQL").is_ok();
         db.set_metric_callback(move |info| {
             counter.fetch_add(1, Ordering::SeqCst);
+            partnerhub::metrics::statement_issued();
             if print_sql {
                 let sql = info.statement.sql.clone();
                 eprintln!(
