@@ -87,31 +87,30 @@ pub async fn connect_with_pool_size(url: &str, pool_size: Option<u32>) -> anyhow
         options.map_sqlx_postgres_opts(move |opts| {
             opts.options([("idle_in_transaction_session_timeout", timeout.as_str())])
         });
-        // One round trip per acquire, as the liveness ping it replaces, that also asks the server
-        // whether the connection is inside a transaction.
+        // The server is asked whether the connection is inside a transaction when the connection
+        // is given back, before it becomes idle: in the task sqlx spawns for the release, so no
+        // request waits for that round trip (it used to run at acquire, on every request's path).
+        // A connection given back while sqlx still counts an open transaction is closed without
+        // asking. At acquire, only sqlx's own bookkeeping (no round trip).
         options.test_before_acquire(false);
-        options.map_sqlx_postgres_before_acquire(|conn, _| {
-            Box::pin(async move {
-                if conn.is_in_transaction() {
-                    tracing::warn!("a pooled PostgreSQL connection was still inside a transaction; closing it");
-                    return Ok(false);
-                }
-                let row = sea_orm::sqlx::raw_sql(PG_IN_TRANSACTION_SQL)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                if row.try_get::<bool, _>(0)? {
-                    tracing::warn!(
-                        "a pooled PostgreSQL connection was inside a transaction nobody owns; closing it (its work is rolled back)"
-                    );
-                    return Ok(false);
-                }
-                Ok(true)
-            })
-        });
-        // A connection given back while its owner still counts an open transaction is closed
-        // rather than pooled (no round trip: sqlx's own bookkeeping).
+        options.map_sqlx_postgres_before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }));
         options.map_sqlx_postgres_pool_opts(|pool| {
-            pool.after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
+            pool.after_release(|conn, _| {
+                Box::pin(async move {
+                    if conn.is_in_transaction() {
+                        tracing::warn!("a pooled PostgreSQL connection was still inside a transaction; closing it");
+                        return Ok(false);
+                    }
+                    let row = sea_orm::sqlx::raw_sql(PG_IN_TRANSACTION_SQL).fetch_one(&mut *conn).await?;
+                    if row.try_get::<bool, _>(0)? {
+                        tracing::warn!(
+                            "a pooled PostgreSQL connection was inside a transaction nobody owns; closing it (its work is rolled back)"
+                        );
+                        return Ok(false);
+                    }
+                    Ok(true)
+                })
+            })
         });
     }
     // sqlx turns SQLite foreign keys on for every connection by default.

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use entity::{audit_event, outbox_event};
-use sea_orm::{ActiveModelTrait, ActiveValue::NotSet, ConnectionTrait, IntoActiveModel, Set};
+use sea_orm::sea_query::{CommonTableExpression, WithClause};
+use sea_orm::{ActiveValue::NotSet, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryTrait, Set};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -111,9 +112,11 @@ pub fn diff<T: Serialize>(before: Option<&T>, after: &T) -> Value {
     Value::Object(out)
 }
 
-/// Writes the audit event and the outbox event of `change`.
+/// Writes the audit event and the outbox event of `change`: on PostgreSQL in one statement (the
+/// audit insert as a data-modifying CTE of the outbox insert: one round trip instead of two); on
+/// SQLite, which has no data-modifying CTEs and no network round trip to save, as two.
 pub async fn record<C: ConnectionTrait>(db: &C, by: &By, change: Change) -> ApiResult<()> {
-    audit_event::Model {
+    let audit = audit_event::Model {
         id: Uuid::now_v7(),
         occurred_at: by.at,
         actor_tenant_id: by.tenant_id,
@@ -127,10 +130,8 @@ pub async fn record<C: ConnectionTrait>(db: &C, by: &By, change: Change) -> ApiR
         details: change.details.clone(),
         request_id: by.request_id.clone(),
     }
-    .into_active_model()
-    .insert(db)
-    .await?;
-    outbox_event::ActiveModel {
+    .into_active_model();
+    let outbox = outbox_event::ActiveModel {
         id: NotSet,
         event_type: Set(change.event.into()),
         occurred_at: Set(by.at),
@@ -140,8 +141,16 @@ pub async fn record<C: ConnectionTrait>(db: &C, by: &By, change: Change) -> ApiR
         related_partner_id: Set(change.related_partner_id),
         customer_id: Set(change.customer_id),
         payload: Set(json!({ "action": change.action, "details": change.details, "requestId": by.request_id })),
+    };
+    let backend = db.get_database_backend();
+    if backend == DbBackend::Postgres {
+        let mut cte = CommonTableExpression::new();
+        cte.query(audit_event::Entity::insert(audit).into_query()).table_name("ph_audit");
+        let statement = outbox_event::Entity::insert(outbox).into_query().with(WithClause::new().cte(cte).to_owned());
+        db.execute(&statement).await?;
+    } else {
+        audit_event::Entity::insert(audit).exec_without_returning(db).await?;
+        outbox_event::Entity::insert(outbox).exec_without_returning(db).await?;
     }
-    .insert(db)
-    .await?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! databases: exactly one wins, the other gets `VERSION_CONFLICT` and changes nothing.
 
 use entity::{partner, relationship, subscription, subscription_transfer};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable, QueryFilter};
 
 use crate::error::{ApiError, ApiResult, Code};
 
@@ -23,6 +23,21 @@ fn conflict(what: &str, current: i32) -> ApiError {
     )
 }
 
+/// An active model with only the columns whose value differs between `before` and `after` set
+/// (the version always does): the `UPDATE` writes those and nothing else.
+fn changed_columns<A: ActiveModelTrait>(before: A, after: A) -> A {
+    let mut changes = A::default();
+    for column in <A::Entity as EntityTrait>::Column::iter() {
+        let new = after.get(column).into_value();
+        if new != before.get(column).into_value()
+            && let Some(value) = new
+        {
+            changes.set(column, value);
+        }
+    }
+    changes
+}
+
 macro_rules! versioned_update {
     ($name:ident, $module:ident, $what:literal) => {
         /// Writes `after` over `before` if `before.version` is still current (and matches
@@ -36,7 +51,7 @@ macro_rules! versioned_update {
             check_expected(before.version, expected, $what)?;
             after.version = before.version + 1;
             let result = $module::Entity::update_many()
-                .set(after.clone().into_active_model().reset_all())
+                .set(changed_columns(before.clone().into_active_model(), after.clone().into_active_model()))
                 .filter($module::Column::Id.eq(before.id))
                 .filter($module::Column::Version.eq(before.version))
                 .exec(db)
