@@ -339,8 +339,14 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
         max_connections: args.max_connections,
         header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout_secs.max(1)),
     };
+    #[cfg(feature = "profiling")]
+    let profile = crate::profiling::Profile::start();
     let stop = state.shutdown.clone();
     crate::http::server::serve(listener, crate::app(state), limits, stop.cancelled_owned()).await?;
+    #[cfg(feature = "profiling")]
+    if let Some(profile) = profile {
+        profile.finish();
+    }
     // The runner stops between passes; a pass under way finishes its transaction first.
     let _ = runner.await;
     tracing::info!("stopped");

@@ -14,6 +14,8 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+#[cfg(feature = "profiling")]
+pub mod profiling;
 pub mod state;
 pub mod telemetry;
 

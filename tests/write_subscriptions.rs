@@ -469,3 +469,70 @@ async fn r5_an_indirect_provider_cannot_sell_for_a_reseller_that_ended_their_lin
     let body = app.gql_as(Some(&provider), CREATE_CUSTOMER, json!({"input": input})).await;
     assert_eq!(error_code(&body), Some("RELATIONSHIP_REQUIRED"), "{body}");
 }
+
+/// R13 + R15 + R17 on the update path (on PostgreSQL one statement without a transaction): a stale
+/// version and a partner suspended behind the tenant cache's back change nothing and record nothing;
+/// an update records exactly one audit and one outbox event, carrying only the fields it changed.
+#[tokio::test]
+async fn r13_r15_r17_an_update_writes_its_change_and_events_or_nothing() {
+    use entity::enums::PartnerStatus;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let app = TestApp::new().await;
+    let (pid, partner, customer, _) = partner_with_customer(&app).await;
+    let data = app.data(&partner, SELL, json!({"i": license(&customer, 10)})).await;
+    let id = data["createSubscription"]["subscription"]["id"].clone();
+    let counts = || async {
+        let audit = entity::audit_event::Entity::find()
+            .filter(entity::audit_event::Column::Action.eq("subscription.update"))
+            .count(&app.db)
+            .await
+            .unwrap();
+        let outbox = entity::outbox_event::Entity::find()
+            .filter(entity::outbox_event::Column::EventType.eq("SUBSCRIPTION_UPDATED"))
+            .count(&app.db)
+            .await
+            .unwrap();
+        (audit, outbox)
+    };
+
+    let data = app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": 1, "quantity": 12}})).await;
+    assert_eq!(data["updateSubscription"]["subscription"]["version"], 2);
+    assert_eq!(data["updateSubscription"]["subscription"]["quantity"], 12);
+    assert_eq!(counts().await, (1, 1));
+    let event = entity::audit_event::Entity::find()
+        .filter(entity::audit_event::Column::Action.eq("subscription.update"))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let changed: BTreeSet<&str> = event.details.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(changed, BTreeSet::from(["quantity"]), "only the changed field is recorded: {}", event.details);
+
+    let body = app.gql_as(Some(&partner), UPDATE, json!({"i": {"id": id, "expectedVersion": 1, "quantity": 14}})).await;
+    assert_eq!(error_code(&body), Some("VERSION_CONFLICT"), "{body}");
+    assert_eq!(counts().await, (1, 1), "a stale version records nothing");
+
+    // Suspended by another instance: this one's tenant cache still says ACTIVE.
+    let partner_id: uuid::Uuid = match partnerhub::graphql::ids::decode_any(&pid) {
+        Some((NodeType::Partner, id)) => id,
+        other => panic!("not a partner id: {other:?}"),
+    };
+    entity::partner::Entity::update_many()
+        .col_expr(entity::partner::Column::Status, sea_orm::sea_query::Expr::value(PartnerStatus::Suspended))
+        .filter(entity::partner::Column::Id.eq(partner_id))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let body = app.gql_as(Some(&partner), UPDATE, json!({"i": {"id": id, "expectedVersion": 2, "quantity": 14}})).await;
+    assert_eq!(error_code(&body), Some("PARTNER_SUSPENDED"), "{body}");
+    assert_eq!(counts().await, (1, 1), "a suspended partner's update records nothing");
+    let data = app
+        .data(
+            &partner,
+            "query($id: ID!) { node(id: $id) { ... on Subscription { version quantity } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(data["node"]["version"], 2);
+    assert_eq!(data["node"]["quantity"], 12);
+}

@@ -112,10 +112,8 @@ pub fn diff<T: Serialize>(before: Option<&T>, after: &T) -> Value {
     Value::Object(out)
 }
 
-/// Writes the audit event and the outbox event of `change`: on PostgreSQL in one statement (the
-/// audit insert as a data-modifying CTE of the outbox insert: one round trip instead of two); on
-/// SQLite, which has no data-modifying CTEs and no network round trip to save, as two.
-pub async fn record<C: ConnectionTrait>(db: &C, by: &By, change: Change) -> ApiResult<()> {
+/// The audit row and the outbox row of `change`.
+pub fn rows(by: &By, change: Change) -> (audit_event::ActiveModel, outbox_event::ActiveModel) {
     let audit = audit_event::Model {
         id: Uuid::now_v7(),
         occurred_at: by.at,
@@ -142,6 +140,14 @@ pub async fn record<C: ConnectionTrait>(db: &C, by: &By, change: Change) -> ApiR
         customer_id: Set(change.customer_id),
         payload: Set(json!({ "action": change.action, "details": change.details, "requestId": by.request_id })),
     };
+    (audit, outbox)
+}
+
+/// Writes the audit event and the outbox event of `change`: on PostgreSQL in one statement (the
+/// audit insert as a data-modifying CTE of the outbox insert: one round trip instead of two); on
+/// SQLite, which has no data-modifying CTEs and no network round trip to save, as two.
+pub async fn record<C: ConnectionTrait>(db: &C, by: &By, change: Change) -> ApiResult<()> {
+    let (audit, outbox) = rows(by, change);
     let backend = db.get_database_backend();
     if backend == DbBackend::Postgres {
         let mut cte = CommonTableExpression::new();

@@ -99,9 +99,15 @@ impl Actor {
         Ok(E::visible(&self.scope).filter(sea_orm::ColumnTrait::eq(&E::id_column(), id)).one(txn).await?)
     }
 
-    /// A row the caller may see, read inside the transaction; `NOT_FOUND` otherwise (R1: never
-    /// `FORBIDDEN`, which would reveal that it exists).
-    pub async fn load<E: Visible>(&self, txn: &DatabaseTransaction, id: Uuid, what: &str) -> ApiResult<E::Model> {
+    /// A row the caller may see, read inside the transaction (or on the connection, for a write
+    /// made of one statement); `NOT_FOUND` otherwise (R1: never `FORBIDDEN`, which would reveal
+    /// that it exists).
+    pub async fn load<E: Visible>(
+        &self,
+        txn: &impl sea_orm::ConnectionTrait,
+        id: Uuid,
+        what: &str,
+    ) -> ApiResult<E::Model> {
         E::visible(&self.scope)
             .filter(sea_orm::ColumnTrait::eq(&E::id_column(), id))
             .one(txn)
@@ -187,15 +193,25 @@ impl Writer {
         }
     }
 
-    /// A read-only helper for code outside a request (the lifecycle runner, the demo).
+    /// A read-only helper for code outside a request (the lifecycle runner, the demo), and the
+    /// connection of writes made of one statement (`subscriptions::change` on PostgreSQL).
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// R17 as [`Writer::write`] applies it, for a write made of one statement outside a
+    /// transaction: the calling partner's row as it stands now.
+    pub async fn partner_not_suspended(&self) -> ApiResult<()> {
+        match self.partner {
+            Some(id) => fresh_partner_not_suspended(&self.db, id).await,
+            None => Ok(()),
+        }
     }
 }
 
 /// R17 from the partner's row as it stands, read inside the transaction (not from the principal's
 /// copy, which may be cached).
-async fn fresh_partner_not_suspended(txn: &DatabaseTransaction, id: Uuid) -> ApiResult<()> {
+async fn fresh_partner_not_suspended<C: sea_orm::ConnectionTrait>(txn: &C, id: Uuid) -> ApiResult<()> {
     use sea_orm::EntityTrait;
     let Some(partner) = entity::partner::Entity::find_by_id(id).one(txn).await? else {
         return Err(ApiError::new(Code::UnknownTenant, "the token's tenant (`tid`) is not known to this server"));

@@ -4,7 +4,13 @@
 //! databases: exactly one wins, the other gets `VERSION_CONFLICT` and changes nothing.
 
 use entity::{partner, relationship, subscription, subscription_transfer};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, Iterable, QueryFilter};
+use sea_orm::sea_query::{CommonTableExpression, Expr, InsertStatement, Query, WithClause};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, Iterable, QueryFilter,
+    QueryTrait,
+};
+
+use super::audit::{self, By, Change};
 
 use crate::error::{ApiError, ApiResult, Code};
 
@@ -82,3 +88,59 @@ versioned_update!(update_partner, partner, "partner");
 versioned_update!(update_subscription, subscription, "subscription");
 versioned_update!(update_relationship, relationship, "relationship");
 versioned_update!(update_transfer, subscription_transfer, "transfer");
+
+/// [`update_subscription`] and [`audit::record`] of `change` as ONE statement, without a
+/// transaction (PostgreSQL only; a single statement is atomic on its own): the conditional `UPDATE
+/// … WHERE id = ? AND version = ? RETURNING id` is a data-modifying CTE, and the audit and outbox
+/// rows are inserted by `SELECT`s over its result, so when the version is no longer current nothing
+/// at all is written and the caller gets `VERSION_CONFLICT`. One round trip instead of four
+/// (`BEGIN`, `UPDATE`, the inserts, `COMMIT`).
+pub async fn update_subscription_recorded<C: ConnectionTrait>(
+    db: &C,
+    before: &subscription::Model,
+    mut after: subscription::Model,
+    by: &By,
+    change: Change,
+) -> ApiResult<subscription::Model> {
+    debug_assert_eq!(db.get_database_backend(), DbBackend::Postgres);
+    after.version = before.version + 1;
+    let mut update = subscription::Entity::update_many()
+        .set(changed_columns(before.clone().into_active_model(), after.clone().into_active_model()))
+        .filter(subscription::Column::Id.eq(before.id))
+        .filter(subscription::Column::Version.eq(before.version))
+        .into_query();
+    update.returning_col(subscription::Column::Id);
+    let (audit_row, outbox_row) = audit::rows(by, change);
+    let with = WithClause::new()
+        .cte(CommonTableExpression::new().query(update).table_name(UPDATED).to_owned())
+        .cte(CommonTableExpression::new().query(insert_per_updated_row(audit_row)?).table_name("ph_audit").to_owned())
+        .to_owned();
+    let statement = insert_per_updated_row(outbox_row)?.with(with);
+    if db.execute(&statement).await?.rows_affected() != 1 {
+        return Err(conflict("subscription", before.version + 1));
+    }
+    Ok(after)
+}
+
+/// The CTE holding the row an update changed.
+const UPDATED: &str = "ph_updated";
+
+/// `INSERT INTO <table> (<columns>) SELECT <values> FROM ph_updated`: one row per updated row.
+fn insert_per_updated_row<A: ActiveModelTrait>(row: A) -> ApiResult<InsertStatement> {
+    let mut columns = Vec::new();
+    let mut values = Vec::new();
+    for column in <A::Entity as EntityTrait>::Column::iter() {
+        if let Some(value) = row.get(column).into_value() {
+            columns.push(column);
+            values.push(Expr::val(value));
+        }
+    }
+    let select = Query::select().exprs(values).from(UPDATED).to_owned();
+    let mut insert = Query::insert();
+    insert
+        .into_table(<A::Entity as Default>::default())
+        .columns(columns)
+        .select_from(select)
+        .map_err(|err| ApiError::internal(anyhow::anyhow!(err)))?;
+    Ok(insert)
+}
