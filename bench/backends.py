@@ -152,7 +152,7 @@ end
 def run_wrk(port, script, seconds, connections):
     url = f"http://127.0.0.1:{port}/graphql"
     subprocess.run(["wrk", "-t2", f"-c{connections}", "-d2s", "-s", script, url], capture_output=True, timeout=60)
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "--timeout", "10s",
                           "-s", script, url], capture_output=True, text=True, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
