@@ -23,6 +23,7 @@ mod n_plus_one;
 mod queries;
 mod schema;
 mod walkthrough;
+mod webhooks;
 mod write_customers;
 mod write_relationships;
 mod write_subscriptions;
