@@ -594,3 +594,70 @@ async fn two_workers_on_postgres_never_send_the_same_delivery_twice() {
     assert_eq!(rows.len(), expected, "one delivery per webhook and event");
     assert!(rows.iter().all(|d| d.status == "DELIVERED" && d.attempts == 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_claim_skips_the_deliveries_another_instance_holds() {
+    use sea_orm::{QuerySelect, TransactionTrait};
+    if crate::common::backend() != "postgres" {
+        return;
+    }
+    let settings = fast_settings();
+    let app = TestApp::with_settings(settings.clone()).await;
+    let receiver = Receiver::start(&[]).await;
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let admin = app.token(tid, &["admin_agent"]);
+    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
+    for i in 0..6 {
+        let domain = format!("c{i}.example");
+        app.data(&admin, CREATE_CUSTOMER, json!({"input": {"companyName": "C", "domain": domain, "country": "US"}}))
+            .await;
+    }
+    let mut report = webhooks::PassReport::default();
+    webhooks::fan_out(&app.db, &settings.webhooks, app.clock.now(), &mut report).await.unwrap();
+    assert_eq!(report.deliveries, 6);
+
+    // Another instance is in the middle of claiming three rows (it holds their row locks).
+    let other = app.db.begin().await.unwrap();
+    let held = webhook_delivery::Entity::find().limit(3).lock_exclusive().all(&other).await.unwrap();
+    assert_eq!(held.len(), 3);
+    // This instance neither waits for them nor takes them.
+    let mut report = webhooks::PassReport::default();
+    let pass = webhooks::send::send_due(&app.db, &settings.webhooks, app.clock.now(), &mut report);
+    tokio::time::timeout(Duration::from_secs(10), pass).await.expect("a claim does not wait for locked rows").unwrap();
+    assert_eq!(report.succeeded, 3);
+    let sent: Vec<String> = receiver.received().iter().map(|r| r.body.clone()).collect();
+    for row in &held {
+        assert!(!sent.iter().any(|b| b.contains(&format!("\"evt_{}\"", row.outbox_event_id))), "a held row was sent");
+    }
+    other.commit().await.unwrap();
+    pass_until(&app, &settings, || receiver.received().len() == 6).await;
+    for _ in 0..3 {
+        webhooks::run_once(&app.db, &settings.webhooks, app.clock.now()).await.unwrap();
+    }
+    assert_eq!(receiver.received().len(), 6, "each delivery sent once");
+}
+
+#[tokio::test]
+async fn the_fan_out_scan_starts_above_events_settled_long_ago() {
+    let settings = fast_settings();
+    let app = TestApp::with_settings(settings.clone()).await;
+    let receiver = Receiver::start(&[]).await;
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let admin = app.token(tid, &["admin_agent"]);
+    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
+    let create = |i: usize| json!({"input": {"companyName": "C", "domain": format!("c{i}.example"), "country": "US"}});
+    app.data(&admin, CREATE_CUSTOMER, create(1)).await;
+    let mut floor = webhooks::Floor::default();
+    let mut report = webhooks::PassReport::default();
+    webhooks::fan_out_from(&app.db, &settings.webhooks, app.clock.now(), &mut floor, &mut report).await.unwrap();
+    assert_eq!(report.deliveries, 1);
+    assert_eq!(floor.0, 0, "fresh marks do not raise the floor (a smaller id may still commit)");
+    app.clock.advance(webhooks::FLOOR_SAFETY + chrono::Duration::minutes(1));
+    webhooks::fan_out_from(&app.db, &settings.webhooks, app.clock.now(), &mut floor, &mut report).await.unwrap();
+    let last = entity::outbox_event::Entity::find().all(&app.db).await.unwrap().iter().map(|e| e.id).max().unwrap();
+    assert_eq!(floor.0, last, "settled marks raise it");
+    app.data(&admin, CREATE_CUSTOMER, create(2)).await;
+    let mut report = webhooks::PassReport::default();
+    webhooks::fan_out_from(&app.db, &settings.webhooks, app.clock.now(), &mut floor, &mut report).await.unwrap();
+    assert_eq!(report.deliveries, 1, "events above the floor are still found");
+}

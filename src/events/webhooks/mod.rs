@@ -76,6 +76,29 @@ pub async fn fan_out(
     now: DateTime<Utc>,
     report: &mut PassReport,
 ) -> ApiResult<()> {
+    fan_out_from(db, settings, now, &mut Floor::default(), report).await
+}
+
+/// How long after its fan-out an event's id may serve as the floor of the scan. A smaller outbox id
+/// can only still appear (commit) if its transaction has been open longer than this; transactions
+/// are bounded far below it (request timeout, PostgreSQL's idle-in-transaction timeout).
+pub const FLOOR_SAFETY: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A worker's lower bound for the fan-out scan: every outbox id at or below it is fanned out, so
+/// the scan for unmarked events does not walk the whole outbox on every pass. Kept in memory; a new
+/// worker starts at zero (one full scan).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Floor(pub i64);
+
+/// [`fan_out`] starting above `floor`, which it then raises: to the highest marked id below the
+/// first unmarked one, among marks older than [`FLOOR_SAFETY`].
+pub async fn fan_out_from(
+    db: &DatabaseConnection,
+    settings: &WebhookSettings,
+    now: DateTime<Utc>,
+    floor: &mut Floor,
+    report: &mut PassReport,
+) -> ApiResult<()> {
     use outbox_event::Column as O;
     let marked = Query::select()
         .expr(Expr::val(1))
@@ -86,11 +109,26 @@ pub async fn fan_out(
         )
         .to_owned();
     let events = outbox_event::Entity::find()
+        .filter(O::Id.gt(floor.0))
         .filter(Expr::exists(marked).not())
         .order_by_asc(O::Id)
         .limit(FANOUT_BATCH)
         .all(db)
         .await?;
+    {
+        use outbox_fanout::Column as F;
+        let mut settled = outbox_fanout::Entity::find()
+            .select_only()
+            .column_as(Expr::col(F::OutboxEventId).max(), "m")
+            .filter(F::OutboxEventId.gt(floor.0))
+            .filter(F::FannedOutAt.lt(now - FLOOR_SAFETY));
+        if let Some(first) = events.first() {
+            settled = settled.filter(F::OutboxEventId.lt(first.id));
+        }
+        if let Some(Some(max)) = settled.into_tuple::<Option<i64>>().one(db).await? {
+            floor.0 = std::cmp::Ord::max(floor.0, max);
+        }
+    }
     let lag = events
         .iter()
         .map(|e| e.occurred_at)
@@ -188,8 +226,18 @@ pub async fn run_once(
     settings: &WebhookSettings,
     now: DateTime<Utc>,
 ) -> ApiResult<PassReport> {
+    run_once_from(db, settings, now, &mut Floor::default()).await
+}
+
+/// [`run_once`] with a worker's [`Floor`].
+pub async fn run_once_from(
+    db: &DatabaseConnection,
+    settings: &WebhookSettings,
+    now: DateTime<Utc>,
+    floor: &mut Floor,
+) -> ApiResult<PassReport> {
     let mut report = PassReport::default();
-    fan_out(db, settings, now, &mut report).await?;
+    fan_out_from(db, settings, now, floor, &mut report).await?;
     send::send_due(db, settings, now, &mut report).await?;
     Ok(report)
 }
@@ -200,6 +248,7 @@ pub async fn run_once(
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let settings = state.settings.webhooks.clone();
+        let mut floor = Floor::default();
         let mut ticker = tokio::time::interval(settings.poll_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -209,10 +258,18 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
                 _ = ticker.tick() => {}
             }
             let (db, now, settings) = (state.db.clone(), state.clock.now(), settings.clone());
-            let pass = tokio::spawn(async move { run_once(&db, &settings, now).await });
+            let start = floor;
+            let pass = tokio::spawn(async move {
+                let mut floor = start;
+                run_once_from(&db, &settings, now, &mut floor).await.map(|report| (report, floor))
+            });
             match pass.await {
-                Ok(Ok(report)) if report != PassReport::default() => tracing::debug!(?report, "webhook pass"),
-                Ok(Ok(_)) => {}
+                Ok(Ok((report, raised))) => {
+                    floor = raised;
+                    if report != PassReport::default() {
+                        tracing::debug!(?report, "webhook pass");
+                    }
+                }
                 Ok(Err(err)) => {
                     let cause = err.source.as_ref().map(|c| format!("{c:#}")).unwrap_or_default();
                     tracing::error!(code = err.code.as_str(), message = %err.message, error = cause, "webhook pass failed");
