@@ -661,3 +661,30 @@ async fn the_fan_out_scan_starts_above_events_settled_long_ago() {
     webhooks::fan_out_from(&app.db, &settings.webhooks, app.clock.now(), &mut floor, &mut report).await.unwrap();
     assert_eq!(report.deliveries, 1, "events above the floor are still found");
 }
+
+#[tokio::test]
+async fn a_delivery_still_failing_at_the_deadline_is_given_up() {
+    let mut settings = fast_settings();
+    settings.webhooks.deadline = Duration::from_secs(0);
+    let app = TestApp::with_settings(settings.clone()).await;
+    let receiver = Receiver::start(&[503, 503, 503]).await;
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let admin = app.token(tid, &["admin_agent"]);
+    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
+    app.data(
+        &admin,
+        CREATE_CUSTOMER,
+        json!({"input": {"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"}}),
+    )
+    .await;
+    pass_until(&app, &settings, || !receiver.received().is_empty()).await;
+    for _ in 0..3 {
+        webhooks::run_once(&app.db, &settings.webhooks, app.clock.now()).await.unwrap();
+    }
+    assert_eq!(receiver.received().len(), 1, "no retry past the deadline");
+    let list = deliveries(&app, &admin, json!({})).await;
+    assert_eq!(list[0]["status"], "FAILED");
+    assert_eq!(list[0]["attempts"], 1);
+    assert_eq!(list[0]["lastStatusCode"], 503);
+    assert!(list[0]["lastError"].as_str().unwrap().starts_with("gave up at the deadline; last attempt: HTTP 503"));
+}
