@@ -211,15 +211,7 @@ async fn post(settings: &WebhookSettings, hook: &webhook::Model, event: &outbox_
         // DNS may come back: retry (the deadline bounds it).
         Err(err) => return Outcome::Failed { status: None, error: err.message },
     };
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(settings.connect_timeout)
-        .timeout(settings.request_timeout)
-        .resolve_to_addrs(&target.host, &addrs)
-        .user_agent(concat!("partnerhub-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build();
-    let client = match client {
+    let client = match client_for(settings, &target.host, addrs) {
         Ok(client) => client,
         Err(err) => return Outcome::Failed { status: None, error: format!("client: {err}") },
     };
@@ -256,6 +248,43 @@ async fn post(settings: &WebhookSettings, hook: &webhook::Model, event: &outbox_
         let what = if code.is_redirection() { " (redirects are not followed)" } else { "" };
         Outcome::Failed { status: Some(code.as_u16()), error: format!("HTTP {}{what}: {text}", code.as_u16()) }
     }
+}
+
+/// Clients by (host, checked addresses, timeouts): a client connects only to the addresses it was
+/// built with, and reusing it keeps connections alive and spares building TLS for every send.
+type ClientKey = (String, Vec<std::net::SocketAddr>, std::time::Duration, std::time::Duration);
+static CLIENTS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<ClientKey, reqwest::Client>>> =
+    std::sync::OnceLock::new();
+
+/// Most clients kept (the cache is emptied past it).
+const MAX_CLIENTS: usize = 256;
+
+fn client_for(
+    settings: &WebhookSettings,
+    host: &str,
+    mut addrs: Vec<std::net::SocketAddr>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    addrs.sort();
+    let key = (host.to_owned(), addrs, settings.connect_timeout, settings.request_timeout);
+    let cache = CLIENTS.get_or_init(Default::default);
+    if let Some(client) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(client);
+    }
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.request_timeout)
+        .resolve_to_addrs(host, &key.1)
+        .user_agent(concat!("partnerhub-webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    if let Ok(mut cache) = cache.lock() {
+        if cache.len() >= MAX_CLIENTS {
+            cache.clear();
+        }
+        cache.insert(key, client.clone());
+    }
+    Ok(client)
 }
 
 fn describe(err: &reqwest::Error) -> String {
