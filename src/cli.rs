@@ -143,7 +143,7 @@ pub struct ServeArgs {
     /// How long after an event its webhook deliveries are still retried, in seconds.
     #[arg(long, env = "PARTNERHUB_WEBHOOK_DEADLINE_SECS", default_value_t = 86400)]
     pub webhook_deadline_secs: u64,
-    /// How long an instance keeps a claimed webhook delivery before another may send it, in seconds.
+    /// How long an instance keeps a claimed webhook delivery before another may send it, in seconds (at least 30).
     #[arg(long, env = "PARTNERHUB_WEBHOOK_LEASE_SECS", default_value_t = 60)]
     pub webhook_lease_secs: u64,
 }
@@ -325,7 +325,7 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
             backoff_cap: std::time::Duration::from_secs(args.webhook_backoff_cap_secs.max(1)),
             deadline: std::time::Duration::from_secs(args.webhook_deadline_secs),
             // A lease must outlast one send (connect + request timeouts).
-            lease: std::time::Duration::from_secs(args.webhook_lease_secs.max(15)),
+            lease: std::time::Duration::from_secs(args.webhook_lease_secs.max(30)),
             ..crate::config::WebhookSettings::default()
         },
     };
