@@ -49,6 +49,8 @@ struct ReceiverState {
     received: Arc<Mutex<Vec<Received>>>,
     /// Statuses to answer, in order; 200 once empty.
     script: Arc<Mutex<VecDeque<u16>>>,
+    /// How long to wait before answering (after recording the request).
+    delay: Arc<Mutex<Duration>>,
 }
 
 /// A small HTTP server on 127.0.0.1 recording what it is sent.
@@ -75,6 +77,8 @@ impl Receiver {
                 body,
                 answered: status,
             });
+            let delay = *state.delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
             let code = StatusCode::from_u16(status).unwrap();
             if code.is_redirection() {
                 return (code, [("location", "/elsewhere")], "moved").into_response();
@@ -687,4 +691,70 @@ async fn a_delivery_still_failing_at_the_deadline_is_given_up() {
     assert_eq!(list[0]["attempts"], 1);
     assert_eq!(list[0]["lastStatusCode"], 503);
     assert!(list[0]["lastError"].as_str().unwrap().starts_with("gave up at the deadline; last attempt: HTTP 503"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_in_progress_at_shutdown_finishes_and_is_recorded() {
+    let settings = fast_settings();
+    let app = TestApp::with_settings(settings.clone()).await;
+    let receiver = Receiver::start(&[]).await;
+    *receiver.state.delay.lock().unwrap() = Duration::from_millis(500);
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let admin = app.token(tid, &["admin_agent"]);
+    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
+    app.data(
+        &admin,
+        CREATE_CUSTOMER,
+        json!({"input": {"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"}}),
+    )
+    .await;
+    let worker = webhooks::spawn(app.state.clone());
+    let arrived = async {
+        while receiver.received().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, arrived).await.expect("the send started");
+    // Shutdown while the receiver has not answered yet.
+    app.state.shutdown.cancel();
+    tokio::time::timeout(PATIENCE, worker).await.expect("the worker stops").unwrap();
+    let list = deliveries(&app, &admin, json!({})).await;
+    assert_eq!(list[0]["status"], "DELIVERED", "the send under way was finished and recorded: {list:?}");
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_crashed_instances_claim_is_sent_again_once_its_lease_expires() {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let settings = fast_settings();
+    let app = TestApp::with_settings(settings.clone()).await;
+    let receiver = Receiver::start(&[]).await;
+    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let admin = app.token(tid, &["admin_agent"]);
+    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
+    app.data(
+        &admin,
+        CREATE_CUSTOMER,
+        json!({"input": {"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"}}),
+    )
+    .await;
+    let mut report = webhooks::PassReport::default();
+    webhooks::fan_out(&app.db, &settings.webhooks, app.clock.now(), &mut report).await.unwrap();
+    // Another instance claimed it, then died before recording anything.
+    let lease = chrono::Duration::from_std(settings.webhooks.lease).unwrap();
+    webhook_delivery::Entity::update_many()
+        .col_expr(webhook_delivery::Column::LeaseToken, sea_orm::sea_query::Expr::val(Uuid::now_v7()))
+        .col_expr(webhook_delivery::Column::LeaseUntil, sea_orm::sea_query::Expr::val(app.clock.now() + lease))
+        .filter(webhook_delivery::Column::Status.eq("PENDING"))
+        .exec(&app.db)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        webhooks::run_once(&app.db, &settings.webhooks, app.clock.now()).await.unwrap();
+    }
+    assert!(receiver.received().is_empty(), "a live lease is respected");
+    app.clock.advance(lease + chrono::Duration::seconds(1));
+    pass_until(&app, &settings, || receiver.received().len() == 1).await;
+    let list = deliveries(&app, &admin, json!({})).await;
+    assert_eq!(list[0]["status"], "DELIVERED");
 }
