@@ -400,6 +400,9 @@ async fn webhook_urls_must_be_https_on_public_addresses() {
     let body = register(&app, &admin, &long, &["CUSTOMER_CREATED"]).await;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("2048"));
+    let spaces = format!("https://93.184.215.14/{}", "é".repeat(1000));
+    let body = register(&app, &admin, &spaces, &["CUSTOMER_CREATED"]).await;
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "6000 characters once percent-encoded: {body}");
     let body = register(&app, &admin, "https://93.184.215.14/hook", &[]).await;
     assert_eq!(error_code(&body), Some("BAD_USER_INPUT"));
     assert!(body["errors"][0]["message"].as_str().unwrap().starts_with("`eventTypes`"));

@@ -109,6 +109,10 @@ pub fn parse(field: &str, text: &str, allow_private: bool) -> ApiResult<Target> 
         }
     };
     let port = url.port_or_known_default().ok_or_else(|| ApiError::bad_input(field, "has no port"))?;
+    // Normalising (percent-encoding) may lengthen it: the stored form must fit too.
+    if url.as_str().len() > MAX_URL_LEN {
+        return Err(ApiError::bad_input(field, format!("at most {MAX_URL_LEN} characters once normalised")));
+    }
     Ok(Target { url, host, port })
 }
 
