@@ -131,6 +131,24 @@ pub struct ServeArgs {
     /// Bearer token `GET /metrics` asks for; unset: `/metrics` is open (keep it off the public network).
     #[arg(long, env = "PARTNERHUB_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Allow webhook endpoints on `http` and on loopback/private addresses (development, tests).
+    #[arg(long, env = "PARTNERHUB_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+    /// Milliseconds between passes of the webhook worker (new events, due deliveries).
+    #[arg(long, env = "PARTNERHUB_WEBHOOK_POLL_MS", default_value_t = 500)]
+    pub webhook_poll_ms: u64,
+    /// First retry delay bound of a failed webhook delivery, in milliseconds (doubles per attempt, full jitter).
+    #[arg(long, env = "PARTNERHUB_WEBHOOK_BACKOFF_BASE_MS", default_value_t = 5000)]
+    pub webhook_backoff_base_ms: u64,
+    /// Longest delay between two attempts of a webhook delivery, in seconds.
+    #[arg(long, env = "PARTNERHUB_WEBHOOK_BACKOFF_CAP_SECS", default_value_t = 3600)]
+    pub webhook_backoff_cap_secs: u64,
+    /// How long after an event its webhook deliveries are still retried, in seconds.
+    #[arg(long, env = "PARTNERHUB_WEBHOOK_DEADLINE_SECS", default_value_t = 86400)]
+    pub webhook_deadline_secs: u64,
+    /// How long an instance keeps a claimed webhook delivery before another may send it, in seconds (at least 30).
+    #[arg(long, env = "PARTNERHUB_WEBHOOK_LEASE_SECS", default_value_t = 60)]
+    pub webhook_lease_secs: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -304,6 +322,16 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
         cors_origins: args.cors_origins,
         tenant_cache_ttl: std::time::Duration::from_secs(args.tenant_cache_secs),
         metrics_token: args.metrics_token.filter(|t| !t.is_empty()),
+        webhooks: crate::config::WebhookSettings {
+            allow_private: args.webhook_allow_private,
+            poll_interval: std::time::Duration::from_millis(args.webhook_poll_ms.max(10)),
+            backoff_base: std::time::Duration::from_millis(args.webhook_backoff_base_ms.max(1)),
+            backoff_cap: std::time::Duration::from_secs(args.webhook_backoff_cap_secs.max(1)),
+            deadline: std::time::Duration::from_secs(args.webhook_deadline_secs),
+            // A lease must outlast one send (connect + request timeouts).
+            lease: std::time::Duration::from_secs(args.webhook_lease_secs.max(30)),
+            ..crate::config::WebhookSettings::default()
+        },
     };
 
     let db = db::connect_with_pool_size(database_url, db_pool_size).await?;
@@ -329,6 +357,7 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
         std::time::Duration::from_secs(args.lifecycle_interval_secs.max(1)),
         chrono::Duration::hours(settings.cancellation_window_hours),
     );
+    let webhooks = crate::events::webhooks::spawn(state.clone());
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
     tracing::info!(%url, "partnerhub listening");
@@ -349,6 +378,8 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
     }
     // The runner stops between passes; a pass under way finishes its transaction first.
     let _ = runner.await;
+    // The webhook worker stops between units of work; a send under way is finished and recorded.
+    let _ = webhooks.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -24,6 +24,50 @@ pub struct Settings {
     pub tenant_cache_ttl: std::time::Duration,
     /// `PARTNERHUB_METRICS_TOKEN`: when set, `/metrics` asks for it as a bearer token.
     pub metrics_token: Option<String>,
+    /// Webhook registration checks and delivery timing (`docs/webhooks.md`).
+    pub webhooks: WebhookSettings,
+}
+
+/// Webhooks: which endpoints may be registered, and how deliveries are sent and retried.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// `PARTNERHUB_WEBHOOK_ALLOW_PRIVATE`: allow `http` URLs and loopback/private targets (tests,
+    /// development). Off in production: endpoints must be `https` on public addresses.
+    pub allow_private: bool,
+    /// `PARTNERHUB_WEBHOOK_POLL_MS`: how often the worker looks for new events and due deliveries.
+    pub poll_interval: std::time::Duration,
+    /// `PARTNERHUB_WEBHOOK_BACKOFF_BASE_MS`: the first retry waits up to this long (full jitter),
+    /// doubling with each failed attempt up to `backoff_cap`.
+    pub backoff_base: std::time::Duration,
+    /// `PARTNERHUB_WEBHOOK_BACKOFF_CAP_SECS`: the longest wait between two attempts.
+    pub backoff_cap: std::time::Duration,
+    /// `PARTNERHUB_WEBHOOK_DEADLINE_SECS`: how long after the event a delivery is still retried.
+    pub deadline: std::time::Duration,
+    /// `PARTNERHUB_WEBHOOK_LEASE_SECS`: how long a claimed delivery belongs to the instance that
+    /// claimed it (longer than one send); after that another instance may send it again.
+    pub lease: std::time::Duration,
+    /// Time allowed to connect to an endpoint.
+    pub connect_timeout: std::time::Duration,
+    /// Time allowed for a whole request (connect, send, response headers and excerpt).
+    pub request_timeout: std::time::Duration,
+    /// Most live webhooks per tenant.
+    pub max_per_tenant: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            poll_interval: std::time::Duration::from_millis(500),
+            backoff_base: std::time::Duration::from_secs(5),
+            backoff_cap: std::time::Duration::from_secs(3600),
+            deadline: std::time::Duration::from_secs(24 * 3600),
+            lease: std::time::Duration::from_secs(60),
+            connect_timeout: std::time::Duration::from_secs(5),
+            request_timeout: std::time::Duration::from_secs(10),
+            max_per_tenant: 20,
+        }
+    }
 }
 
 /// Request limits (`docs/limits.md`).
@@ -77,6 +121,7 @@ impl Settings {
             cors_origins: Vec::new(),
             tenant_cache_ttl: crate::auth::cache::DEFAULT_TTL,
             metrics_token: None,
+            webhooks: WebhookSettings::default(),
         }
     }
 }

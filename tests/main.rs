@@ -24,6 +24,7 @@ mod operations;
 mod queries;
 mod schema;
 mod walkthrough;
+mod webhooks;
 mod write_customers;
 mod write_relationships;
 mod write_subscriptions;

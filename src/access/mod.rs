@@ -51,6 +51,11 @@ impl Scope {
         Self { viewer: Viewer::Partner { id: partner.id, tenant_id: partner.tenant_id }, now }
     }
 
+    /// The scope of a tenant outside any request (a webhook's owner, when its events are delivered).
+    pub fn of_viewer(viewer: Viewer, now: DateTime<Utc>) -> Self {
+        Self { viewer, now }
+    }
+
     pub fn viewer(&self) -> Viewer {
         self.viewer
     }

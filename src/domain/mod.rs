@@ -16,6 +16,7 @@ pub mod runner;
 pub mod subscriptions;
 pub mod transfers;
 pub mod versioned;
+pub mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;

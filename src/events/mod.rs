@@ -13,6 +13,8 @@ use uuid::Uuid;
 use crate::access::Reader;
 use crate::error::ApiResult;
 
+pub mod webhooks;
+
 /// The events among `events` that `reader`'s scope may see now: those whose node (`node_type`,
 /// `node_id`) it can read. One query per node type present, whatever the number of events.
 pub async fn visible_to(reader: &Reader, events: &[outbox_event::Model]) -> ApiResult<Vec<outbox_event::Model>> {

@@ -50,6 +50,8 @@ pub struct RequestCtx {
     pub cancellation_window: Duration,
     pub request_id: String,
     tenants: Option<std::sync::Arc<crate::auth::TenantCache>>,
+    /// Webhook registration checks (`registerWebhook`).
+    pub webhooks: crate::config::WebhookSettings,
 }
 
 impl RequestCtx {
@@ -68,12 +70,26 @@ impl RequestCtx {
             let writer = crate::domain::Writer::for_principal(db.clone(), &principal);
             Session { principal, reader, loaders, writer }
         });
-        Self { session, now, limits, cancellation_window, request_id, tenants: None }
+        Self {
+            session,
+            now,
+            limits,
+            cancellation_window,
+            request_id,
+            tenants: None,
+            webhooks: crate::config::WebhookSettings::default(),
+        }
     }
 
     /// The server's tenant cache, for mutations that change a tenant row to drop its entry.
     pub fn with_tenant_cache(mut self, tenants: std::sync::Arc<crate::auth::TenantCache>) -> Self {
         self.tenants = Some(tenants);
+        self
+    }
+
+    /// The server's webhook settings (which URLs `registerWebhook` accepts, how many per tenant).
+    pub fn with_webhook_settings(mut self, webhooks: crate::config::WebhookSettings) -> Self {
+        self.webhooks = webhooks;
         self
     }
 

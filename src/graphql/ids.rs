@@ -16,6 +16,10 @@ pub enum NodeType {
     Relationship,
     SubscriptionTransfer,
     AuditEvent,
+    /// Not a `Node`: webhooks are read through `webhooks` only.
+    Webhook,
+    /// Not a `Node`: deliveries are read through `webhookDeliveries` only.
+    WebhookDelivery,
 }
 
 impl NodeType {
@@ -27,6 +31,8 @@ impl NodeType {
             NodeType::Relationship => "Relationship",
             NodeType::SubscriptionTransfer => "SubscriptionTransfer",
             NodeType::AuditEvent => "AuditEvent",
+            NodeType::Webhook => "Webhook",
+            NodeType::WebhookDelivery => "WebhookDelivery",
         }
     }
 
@@ -38,6 +44,8 @@ impl NodeType {
             NodeType::Relationship,
             NodeType::SubscriptionTransfer,
             NodeType::AuditEvent,
+            NodeType::Webhook,
+            NodeType::WebhookDelivery,
         ]
         .into_iter()
         .find(|t| t.name() == name)

@@ -21,6 +21,7 @@ use super::types::relationship::RelationshipConnection;
 use super::types::subscription::SubscriptionConnection;
 use super::types::transfer::SubscriptionTransferConnection;
 use super::types::viewer::Viewer;
+use super::types::webhook::{WebhookConnection, WebhookDeliveryConnection, WebhookDeliveryFilter};
 use super::types::{AuditEvent, Customer, Partner, Relationship, Subscription, SubscriptionTransfer};
 use crate::access::Sort;
 use crate::error::ApiError;
@@ -184,5 +185,44 @@ impl Query {
         let page = session.reader.page::<audit_event::Entity>(cond, &Sort::by_id(Order::Desc), &args).await?;
         session.prefetch(&page, Refs::wanted(ctx, &["partner"], &["customer"])).await?;
         Ok(AuditEventConnection::from_page(page, args.after.is_some(), AuditEvent))
+    }
+
+    /// The caller's webhooks, oldest first (a partner's `admin_agent`, a customer's `global_admin`,
+    /// the platform's `platform_admin`; others: `FORBIDDEN`). Secrets are never shown.
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
+    async fn webhooks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<WebhookConnection> {
+        let rc = RequestCtx::of(ctx)?;
+        let args = page_args(&rc.limits, first, after)?;
+        let page = crate::domain::webhooks::page(&rc.session()?.writer, &rc.actor()?, &args).await?;
+        Ok(WebhookConnection::from_page(page, args.after.is_some(), super::types::webhook::Webhook))
+    }
+
+    /// Deliveries to the caller's webhooks (deleted ones included), newest first; same roles as `webhooks`.
+    #[graphql(complexity = "crate::graphql::cost::connection(first, child_complexity)")]
+    async fn webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<WebhookDeliveryFilter>,
+    ) -> async_graphql::Result<WebhookDeliveryConnection> {
+        let rc = RequestCtx::of(ctx)?;
+        let args = page_args(&rc.limits, first, after)?;
+        let filter = filter.unwrap_or_default();
+        let parsed = crate::domain::webhooks::DeliveryFilter {
+            webhook_id: filter
+                .webhook_id
+                .as_ref()
+                .map(|id| ids::decode("filter.webhookId", NodeType::Webhook, id))
+                .transpose()?,
+            status: filter.status.map(|s| s.as_str()),
+        };
+        let page = crate::domain::webhooks::deliveries(&rc.session()?.writer, &rc.actor()?, &parsed, &args).await?;
+        Ok(WebhookDeliveryConnection::from_page(page, args.after.is_some(), super::types::webhook::WebhookDelivery))
     }
 }

@@ -341,7 +341,8 @@ async fn execute(
         chrono::Duration::hours(settings.cancellation_window_hours),
         request_id.clone(),
     )
-    .with_tenant_cache(state.tenants.clone());
+    .with_tenant_cache(state.tenants.clone())
+    .with_webhook_settings(state.settings.webhooks.clone());
     let budget_key = match ctx.session() {
         Ok(session) => BudgetKey::Tenant(session.principal.tenant_id),
         Err(_) => BudgetKey::Anonymous(client),

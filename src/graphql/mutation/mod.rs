@@ -7,6 +7,7 @@ mod partners;
 mod relationships;
 mod subscriptions;
 mod transfers;
+mod webhooks;
 
 use async_graphql::MergedObject;
 
@@ -19,4 +20,5 @@ pub struct Mutation(
     relationships::RelationshipMutations,
     subscriptions::SubscriptionMutations,
     transfers::TransferMutations,
+    webhooks::WebhookMutations,
 );

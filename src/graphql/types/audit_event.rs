@@ -62,6 +62,7 @@ impl AuditEvent {
             "Customer" => NodeType::Customer,
             "Relationship" => NodeType::Relationship,
             "SubscriptionTransfer" => NodeType::SubscriptionTransfer,
+            "Webhook" => NodeType::Webhook,
             _ => NodeType::Subscription,
         };
         ids::encode(ty, self.0.target_id)

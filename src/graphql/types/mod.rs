@@ -12,6 +12,7 @@ pub mod relationship;
 pub mod subscription;
 pub mod transfer;
 pub mod viewer;
+pub mod webhook;
 
 use async_graphql::Context;
 use uuid::Uuid;

@@ -36,5 +36,7 @@ pub async fn load(ctx: &Context<'_>, id: &ID) -> async_graphql::Result<Option<No
             loaders.transfers.load_one(id).await?.map(|m| Node::SubscriptionTransfer(SubscriptionTransfer(m)))
         }
         NodeType::AuditEvent => loaders.audit_events.load_one(id).await?.map(|m| Node::AuditEvent(AuditEvent(m))),
+        // Webhooks are no nodes: they are read through `webhooks` and `webhookDeliveries`.
+        NodeType::Webhook | NodeType::WebhookDelivery => None,
     })
 }

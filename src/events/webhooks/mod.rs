@@ -1,0 +1,281 @@
+//! Webhooks from the outbox (`docs/webhooks.md`). One worker per server, started by `serve`:
+//!
+//! 1. **Fan-out**: outbox events without a mark in `outbox_fanout` become one `webhook_delivery`
+//!    per live webhook that wants the event's type, was registered before the event, and whose
+//!    owner may see the event ([`crate::events::visible_to`] with the owner's scope). Deliveries
+//!    and marks are written in one transaction; both inserts ignore rows already there, so two
+//!    instances fanning out the same event write it once (unique (webhook, event)). Marking rows,
+//!    not keeping a `max(id)` cursor: PostgreSQL commits autoincrement ids out of order.
+//! 2. **Send**: due deliveries are claimed with a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED` in
+//!    the claiming `UPDATE`, so two instances never claim the same attempt), visibility is checked
+//!    again (R1 at delivery: an event the owner may no longer see is not sent, the delivery becomes
+//!    `FAILED` "no longer visible"), the event is POSTed, signed, and the outcome recorded only if
+//!    the lease is still ours. Failures are retried with exponential backoff and full jitter until
+//!    the deadline; a crashed instance's lease expires and another instance sends again
+//!    (at-least-once, receivers de-duplicate on the event id).
+
+pub mod send;
+pub mod target;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::{outbox_event, outbox_fanout, webhook, webhook_delivery};
+use futures_util::FutureExt;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::access::{Reader, Scope, Viewer};
+use crate::config::WebhookSettings;
+use crate::domain::Writer;
+use crate::domain::webhooks::status;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// Most outbox events fanned out per pass.
+const FANOUT_BATCH: u64 = 200;
+
+/// What one pass of the worker did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassReport {
+    /// Outbox events marked as fanned out.
+    pub fanned_out: u64,
+    /// Delivery rows written.
+    pub deliveries: u64,
+    /// Attempts made, and how they went.
+    pub sent: u64,
+    pub succeeded: u64,
+    pub failed_attempts: u64,
+    /// Deliveries given up (deadline, no longer visible, webhook deleted).
+    pub given_up: u64,
+}
+
+/// The scope a webhook's owner sees at `now`.
+pub fn owner_scope(hook: &webhook::Model, now: DateTime<Utc>) -> Scope {
+    let viewer = match (hook.owner_kind.as_str(), hook.partner_id, hook.customer_id) {
+        ("PARTNER", Some(id), _) => Viewer::Partner { id, tenant_id: hook.tenant_id },
+        ("CUSTOMER", _, Some(id)) => Viewer::Customer { id, tenant_id: hook.tenant_id },
+        ("PLATFORM", ..) => Viewer::Platform,
+        // A row without its owner sees nothing: a customer id that matches no customer.
+        _ => Viewer::Customer { id: Uuid::nil(), tenant_id: hook.tenant_id },
+    };
+    Scope::of_viewer(viewer, now)
+}
+
+/// The event type names a webhook wants.
+pub fn wanted_types(hook: &webhook::Model) -> Vec<String> {
+    serde_json::from_value(hook.event_types.clone()).unwrap_or_default()
+}
+
+/// Fans out up to [`FANOUT_BATCH`] outbox events not yet fanned out, oldest first. Also sets the
+/// gauge `partnerhub_outbox_lag_seconds` (age of the oldest event not yet fanned out).
+pub async fn fan_out(
+    db: &DatabaseConnection,
+    settings: &WebhookSettings,
+    now: DateTime<Utc>,
+    report: &mut PassReport,
+) -> ApiResult<()> {
+    fan_out_from(db, settings, now, &mut Floor::default(), report).await
+}
+
+/// How long after its fan-out an event's id may serve as the floor of the scan. A smaller outbox id
+/// can only still appear (commit) if its transaction has been open longer than this; transactions
+/// are bounded far below it (request timeout, PostgreSQL's idle-in-transaction timeout).
+pub const FLOOR_SAFETY: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A worker's lower bound for the fan-out scan: every outbox id at or below it is fanned out, so
+/// the scan for unmarked events does not walk the whole outbox on every pass. Kept in memory; a new
+/// worker starts at zero (one full scan).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Floor(pub i64);
+
+/// [`fan_out`] starting above `floor`, which it then raises: to the highest marked id below the
+/// first unmarked one, among marks older than [`FLOOR_SAFETY`].
+pub async fn fan_out_from(
+    db: &DatabaseConnection,
+    settings: &WebhookSettings,
+    now: DateTime<Utc>,
+    floor: &mut Floor,
+    report: &mut PassReport,
+) -> ApiResult<()> {
+    use outbox_event::Column as O;
+    let marked = Query::select()
+        .expr(Expr::val(1))
+        .from(outbox_fanout::Entity)
+        .and_where(
+            Expr::col((outbox_fanout::Entity, outbox_fanout::Column::OutboxEventId))
+                .equals((outbox_event::Entity, O::Id)),
+        )
+        .to_owned();
+    let events = outbox_event::Entity::find()
+        .filter(O::Id.gt(floor.0))
+        .filter(Expr::exists(marked).not())
+        .order_by_asc(O::Id)
+        .limit(FANOUT_BATCH)
+        .all(db)
+        .await?;
+    {
+        use outbox_fanout::Column as F;
+        let mut settled = outbox_fanout::Entity::find()
+            .select_only()
+            .column_as(Expr::col(F::OutboxEventId).max(), "m")
+            .filter(F::OutboxEventId.gt(floor.0))
+            .filter(F::FannedOutAt.lt(now - FLOOR_SAFETY));
+        if let Some(first) = events.first() {
+            settled = settled.filter(F::OutboxEventId.lt(first.id));
+        }
+        if let Some(Some(max)) = settled.into_tuple::<Option<i64>>().one(db).await? {
+            floor.0 = std::cmp::Ord::max(floor.0, max);
+        }
+    }
+    let lag = events
+        .iter()
+        .map(|e| e.occurred_at)
+        .min()
+        .map(|oldest| std::cmp::Ord::max((now - oldest).num_milliseconds(), 0));
+    metrics::gauge!("partnerhub_outbox_lag_seconds").set(lag.unwrap_or(0) as f64 / 1000.0);
+    if events.is_empty() {
+        return Ok(());
+    }
+
+    let hooks = webhook::Entity::find().filter(webhook::Column::DeletedAt.is_null()).all(db).await?;
+    let mut rows = Vec::new();
+    // One visibility query per owner (and node type), whatever the number of its webhooks.
+    let mut by_owner: HashMap<Uuid, Vec<&webhook::Model>> = HashMap::new();
+    for hook in &hooks {
+        by_owner.entry(hook.tenant_id).or_default().push(hook);
+    }
+    let deadline = chrono::Duration::from_std(settings.deadline).unwrap_or(chrono::Duration::days(1));
+    for hooks in by_owner.into_values() {
+        let Some(first) = hooks.first() else { continue };
+        let scope = owner_scope(first, now);
+        let oldest_hook = hooks.iter().map(|h| h.created_at).min().unwrap_or(now);
+        let candidates: Vec<outbox_event::Model> = events
+            .iter()
+            .filter(|e| e.occurred_at >= oldest_hook)
+            .filter(|e| hooks.iter().any(|h| wanted_types(h).contains(&e.event_type)))
+            .cloned()
+            .collect();
+        if candidates.is_empty() {
+            continue;
+        }
+        let visible = crate::events::visible_to(&Reader::new(db.clone(), scope), &candidates).await?;
+        for hook in hooks {
+            let types = wanted_types(hook);
+            for event in visible.iter().filter(|e| e.occurred_at >= hook.created_at && types.contains(&e.event_type)) {
+                rows.push(webhook_delivery::Model {
+                    id: Uuid::now_v7(),
+                    webhook_id: hook.id,
+                    tenant_id: hook.tenant_id,
+                    outbox_event_id: event.id,
+                    event_type: event.event_type.clone(),
+                    status: status::PENDING.into(),
+                    attempts: 0,
+                    next_attempt_at: now,
+                    deadline_at: event.occurred_at + deadline,
+                    lease_until: None,
+                    lease_token: None,
+                    last_error: None,
+                    last_status_code: None,
+                    created_at: now,
+                    updated_at: now,
+                    delivered_at: None,
+                });
+            }
+        }
+    }
+    let marks: Vec<outbox_fanout::Model> =
+        events.iter().map(|e| outbox_fanout::Model { outbox_event_id: e.id, fanned_out_at: now }).collect();
+    let (n_events, n_rows) = (marks.len() as u64, rows.len() as u64);
+    Writer::new(db.clone())
+        .write(move |txn| {
+            async move {
+                for chunk in rows.chunks(100) {
+                    webhook_delivery::Entity::insert_many(
+                        chunk.iter().cloned().map(sea_orm::IntoActiveModel::into_active_model),
+                    )
+                    .on_conflict(
+                        OnConflict::columns([
+                            webhook_delivery::Column::WebhookId,
+                            webhook_delivery::Column::OutboxEventId,
+                        ])
+                        .do_nothing()
+                        .to_owned(),
+                    )
+                    .exec_without_returning(txn)
+                    .await?;
+                }
+                outbox_fanout::Entity::insert_many(marks.into_iter().map(sea_orm::IntoActiveModel::into_active_model))
+                    .on_conflict(OnConflict::column(outbox_fanout::Column::OutboxEventId).do_nothing().to_owned())
+                    .exec_without_returning(txn)
+                    .await?;
+                Ok(())
+            }
+            .boxed()
+        })
+        .await?;
+    report.fanned_out += n_events;
+    report.deliveries += n_rows;
+    Ok(())
+}
+
+/// One pass: fan out new events, then claim and send the deliveries that are due.
+pub async fn run_once(
+    db: &DatabaseConnection,
+    settings: &WebhookSettings,
+    now: DateTime<Utc>,
+) -> ApiResult<PassReport> {
+    run_once_from(db, settings, now, &mut Floor::default()).await
+}
+
+/// [`run_once`] with a worker's [`Floor`].
+pub async fn run_once_from(
+    db: &DatabaseConnection,
+    settings: &WebhookSettings,
+    now: DateTime<Utc>,
+    floor: &mut Floor,
+) -> ApiResult<PassReport> {
+    let mut report = PassReport::default();
+    fan_out_from(db, settings, now, floor, &mut report).await?;
+    send::send_due(db, settings, now, &mut report).await?;
+    Ok(report)
+}
+
+/// Runs [`run_once`] every `settings.webhooks.poll_interval` until `state.shutdown` is cancelled,
+/// checked between passes: a pass under way (a send in progress) finishes and is recorded. Each
+/// pass runs in its own task, so a panic does not stop the loop.
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let settings = state.settings.webhooks.clone();
+        let mut floor = Floor::default();
+        let mut ticker = tokio::time::interval(settings.poll_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = state.shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            let (db, now, settings) = (state.db.clone(), state.clock.now(), settings.clone());
+            let start = floor;
+            let pass = tokio::spawn(async move {
+                let mut floor = start;
+                run_once_from(&db, &settings, now, &mut floor).await.map(|report| (report, floor))
+            });
+            match pass.await {
+                Ok(Ok((report, raised))) => {
+                    floor = raised;
+                    if report != PassReport::default() {
+                        tracing::debug!(?report, "webhook pass");
+                    }
+                }
+                Ok(Err(err)) => {
+                    let cause = err.source.as_ref().map(|c| format!("{c:#}")).unwrap_or_default();
+                    tracing::error!(code = err.code.as_str(), message = %err.message, error = cause, "webhook pass failed");
+                }
+                Err(join) => tracing::error!(error = %join, "webhook pass panicked"),
+            }
+        }
+    })
+}
