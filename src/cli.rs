@@ -128,6 +128,15 @@ pub struct ServeArgs {
     /// it again; 0 turns the cache off. Writes always re-read the partner (R17).
     #[arg(long, env = "PARTNERHUB_TENANT_CACHE_SECS", default_value_t = crate::auth::cache::DEFAULT_TTL.as_secs())]
     pub tenant_cache_secs: u64,
+    /// Seconds a WebSocket may take to send `connection_init` (closed with 4408 after).
+    #[arg(long, env = "PARTNERHUB_WS_INIT_TIMEOUT_SECS", default_value_t = Limits::default().ws_init_timeout.as_secs())]
+    pub ws_init_timeout_secs: u64,
+    /// Most operations running at once on one WebSocket.
+    #[arg(long, env = "PARTNERHUB_WS_MAX_OPERATIONS", default_value_t = Limits::default().ws_max_operations)]
+    pub ws_max_operations: usize,
+    /// Most WebSockets open at once on this instance; more are refused with 503.
+    #[arg(long, env = "PARTNERHUB_WS_MAX_SOCKETS", default_value_t = Limits::default().ws_max_sockets)]
+    pub ws_max_sockets: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -295,6 +304,9 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
                     refill_per_sec: args.anonymous_budget_refill,
                 },
             },
+            ws_init_timeout: std::time::Duration::from_secs(args.ws_init_timeout_secs.max(1)),
+            ws_max_operations: args.ws_max_operations.max(1),
+            ws_max_sockets: args.ws_max_sockets.max(1),
             ..Limits::default()
         },
         cancellation_window_hours: args.cancellation_window_hours,
@@ -325,6 +337,8 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
         std::time::Duration::from_secs(args.lifecycle_interval_secs.max(1)),
         chrono::Duration::hours(settings.cancellation_window_hours),
     );
+    // The live event feed starts at the outbox's current end (subscribers hear what follows).
+    state.feed.start().await?;
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
     tracing::info!(%url, "partnerhub listening");
