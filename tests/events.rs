@@ -495,3 +495,24 @@ async fn an_event_whose_id_commits_after_a_later_one_is_still_delivered_once() {
     assert_eq!(steps[0]["step"], "early", "{steps:?}");
     assert_eq!(got["all"][1]["type"], "CUSTOMER_CREATED");
 }
+
+#[tokio::test]
+async fn operations_past_the_per_socket_limit_are_refused_and_the_socket_stays_open() {
+    let mut settings = Settings::development(SECRET);
+    settings.limits.ws_max_operations = 2;
+    let app = TestApp::with_settings(settings).await;
+    let addr = serve(&app).await;
+    let (_, ptid) = onboard(&app, "Fabrikam", "fabrikam.example", "DIRECT_BILL", "PUBLIC").await;
+    let mut ws = Ws::authenticated(addr, &app.token(ptid, &["admin_agent"])).await;
+    ws.subscribe("a", EVENTS, json!({})).await;
+    ws.subscribe("b", EVENTS, json!({})).await;
+    ws.subscribe("c", EVENTS, json!({})).await;
+    let m = ws.next_message().await;
+    assert_eq!((m["type"].as_str(), m["id"].as_str()), (Some("error"), Some("c")), "{m}");
+    assert_eq!(m["payload"][0]["extensions"]["code"], "RATE_LIMITED");
+    // Completing one makes room.
+    ws.send(json!({"type": "complete", "id": "a"})).await;
+    ws.send(json!({"type": "subscribe", "id": "q", "payload": {"query": "{ viewer { tenantKind } }"}})).await;
+    assert_eq!(ws.next_message().await["type"], "next");
+    assert_eq!(ws.next_message().await, json!({"type": "complete", "id": "q"}));
+}
