@@ -516,3 +516,16 @@ async fn operations_past_the_per_socket_limit_are_refused_and_the_socket_stays_o
     assert_eq!(ws.next_message().await["type"], "next");
     assert_eq!(ws.next_message().await, json!({"type": "complete", "id": "q"}));
 }
+
+#[tokio::test]
+async fn a_message_over_the_body_limit_closes_the_socket() {
+    let mut settings = Settings::development(SECRET);
+    settings.limits.max_body_bytes = 4096;
+    let app = TestApp::with_settings(settings).await;
+    let addr = serve(&app).await;
+    let mut ws = Ws::open(addr).await;
+    let query = format!("{{ viewer {{ tenantKind }} }} # {}", "x".repeat(8192));
+    ws.send(json!({"type": "subscribe", "id": "1", "payload": {"query": query}})).await;
+    let (code, _) = ws.closed().await;
+    assert_eq!(code, 1009);
+}
