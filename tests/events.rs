@@ -206,41 +206,58 @@ async fn a_partner_hears_what_it_may_see_as_visibility_is_gained_and_lost() {
     let done = ws.next_message().await;
     assert_eq!(done, json!({"type": "complete", "id": "q"}));
 
-    // Before any link: Q's change to its customer's subscription is not P's business.
+    // Visibility is checked when an event is delivered, so the test waits for what P hears at each
+    // step before changing what P may see (otherwise a late delivery would be judged by the next
+    // step's visibility, as R1 at delivery intends).
+    let marker = |name: &'static str| {
+        let input = json!({"companyName": name, "domain": format!("{}.example", name.to_lowercase()), "country": "US"});
+        let (app, p) = (&app, &p);
+        async move {
+            app.data(p, CREATE_CUSTOMER, json!({"input": input})).await["createCustomer"]["customer"]["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let created = |id: &str| ("CUSTOMER_CREATED".to_owned(), id.to_owned());
+
+    // Before any link: Q's change to its customer's subscription is not P's business; a change of
+    // P's own (a marker) shows the stream went on and nothing came before it.
     v = update_quantity(&app, &q, &s, &v, 6).await;
-    // P gains delegated admin over Q's customer: from then on it hears about its subscriptions.
+    // (A customer P creates comes with P's reseller relationship to it: two events.)
+    let first = marker("First").await;
+    let got = summary(&collect(&mut ws, &[("all", 2)]).await["all"]);
+    assert_eq!((&got[0], got[1].0.as_str()), (&created(&first), "RELATIONSHIP_ACCEPTED"));
+
+    // P gains delegated admin over Q's customer: from then on it hears about its subscriptions,
+    // never about another partner's unrelated change.
     let request = json!({"customerDomain": "adatum.example", "kind": "DELEGATED_ADMIN", "roles": ["admin_agent"]});
     let rel = app.data(&p, REQUEST, json!({"i": request})).await["requestRelationship"]["relationship"]["id"]
         .as_str()
         .unwrap()
         .to_owned();
     app.data(&c, ACCEPT, json!({"i": {"id": rel}})).await;
-    v = update_quantity(&app, &q, &s, &v, 7).await;
-    // Another partner's unrelated change, never P's.
     ov = update_quantity(&app, &r, &other, &ov, 9).await;
-    // The customer ends the grant: P hears that, and nothing more about the customer.
-    app.data(&c, TERMINATE, json!({"i": {"id": rel}})).await;
-    update_quantity(&app, &q, &s, &v, 8).await;
-    update_quantity(&app, &r, &other, &ov, 10).await;
-    // A change of P's own, to show the stream went on (and nothing else came before it).
-    let input = json!({"companyName": "Marker", "domain": "marker.example", "country": "US"});
-    let marker = app.data(&p, CREATE_CUSTOMER, json!({"input": input})).await["createCustomer"]["customer"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
-    let got = collect(&mut ws, &[("all", 5)]).await;
+    v = update_quantity(&app, &q, &s, &v, 7).await;
+    let got = collect(&mut ws, &[("all", 3)]).await;
     let expected = vec![
         ("RELATIONSHIP_REQUESTED".to_owned(), rel.clone()),
         ("RELATIONSHIP_ACCEPTED".to_owned(), rel.clone()),
         ("SUBSCRIPTION_UPDATED".to_owned(), s.clone()),
-        ("RELATIONSHIP_TERMINATED".to_owned(), rel.clone()),
-        ("CUSTOMER_CREATED".to_owned(), marker),
     ];
     assert_eq!(summary(&got["all"]), expected);
     // Each event carries a stable id and what changed.
     assert!(got["all"][2]["id"].as_str().unwrap().starts_with("evt_"));
     assert_eq!(got["all"][2]["details"]["quantity"]["after"], 7);
+
+    // The customer ends the grant: P hears that, and nothing more about the customer.
+    app.data(&c, TERMINATE, json!({"i": {"id": rel}})).await;
+    update_quantity(&app, &q, &s, &v, 8).await;
+    update_quantity(&app, &r, &other, &ov, 10).await;
+    let last = marker("Last").await;
+    let got = summary(&collect(&mut ws, &[("all", 3)]).await["all"]);
+    assert_eq!(got[..2], [("RELATIONSHIP_TERMINATED".to_owned(), rel.clone()), created(&last)]);
+    assert_eq!(got[2].0, "RELATIONSHIP_ACCEPTED");
 }
 
 #[tokio::test]
