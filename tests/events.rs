@@ -546,3 +546,21 @@ async fn a_message_over_the_body_limit_closes_the_socket() {
     let (code, _) = ws.closed().await;
     assert_eq!(code, 1009);
 }
+
+#[tokio::test]
+async fn sockets_past_the_instance_limit_are_refused_with_503() {
+    let mut settings = Settings::development(SECRET);
+    settings.limits.ws_max_sockets = 1;
+    let app = TestApp::with_settings(settings).await;
+    let addr = serve(&app).await;
+    let (_, ptid) = onboard(&app, "Fabrikam", "fabrikam.example", "DIRECT_BILL", "PUBLIC").await;
+    let _open = Ws::authenticated(addr, &app.token(ptid, &["admin_agent"])).await;
+    match Ws::open_with(addr, Some("graphql-transport-ws")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            assert!(response.headers().get("retry-after").is_some());
+        }
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("a socket past PARTNERHUB_WS_MAX_SOCKETS was accepted"),
+    }
+}
