@@ -149,6 +149,15 @@ pub struct ServeArgs {
     /// How long an instance keeps a claimed webhook delivery before another may send it, in seconds (at least 30).
     #[arg(long, env = "PARTNERHUB_WEBHOOK_LEASE_SECS", default_value_t = 60)]
     pub webhook_lease_secs: u64,
+    /// Seconds a WebSocket may take to send `connection_init` (closed with 4408 after).
+    #[arg(long, env = "PARTNERHUB_WS_INIT_TIMEOUT_SECS", default_value_t = Limits::default().ws_init_timeout.as_secs())]
+    pub ws_init_timeout_secs: u64,
+    /// Most operations running at once on one WebSocket.
+    #[arg(long, env = "PARTNERHUB_WS_MAX_OPERATIONS", default_value_t = Limits::default().ws_max_operations)]
+    pub ws_max_operations: usize,
+    /// Most WebSockets open at once on this instance; more are refused with 503.
+    #[arg(long, env = "PARTNERHUB_WS_MAX_SOCKETS", default_value_t = Limits::default().ws_max_sockets)]
+    pub ws_max_sockets: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -316,6 +325,9 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
                     refill_per_sec: args.anonymous_budget_refill,
                 },
             },
+            ws_init_timeout: std::time::Duration::from_secs(args.ws_init_timeout_secs.max(1)),
+            ws_max_operations: args.ws_max_operations.max(1),
+            ws_max_sockets: args.ws_max_sockets.max(1),
             ..Limits::default()
         },
         cancellation_window_hours: args.cancellation_window_hours,
@@ -358,6 +370,8 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
         chrono::Duration::hours(settings.cancellation_window_hours),
     );
     let webhooks = crate::events::webhooks::spawn(state.clone());
+    // The live event feed starts at the outbox's current end (subscribers hear what follows).
+    state.feed.start().await?;
     let listener = tokio::net::TcpListener::bind(settings.listen).await?;
     let url = format!("http://{}/graphql", listener.local_addr()?);
     tracing::info!(%url, "partnerhub listening");

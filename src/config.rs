@@ -88,6 +88,12 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// Per-tenant cost budgets.
     pub budgets: crate::graphql::budget::BudgetSettings,
+    /// WebSocket: longest wait for `connection_init` before closing with 4408.
+    pub ws_init_timeout: std::time::Duration,
+    /// WebSocket: most operations running at once on one socket.
+    pub ws_max_operations: usize,
+    /// WebSocket: most sockets open at once on this instance (more are refused with 503).
+    pub ws_max_sockets: usize,
 }
 
 impl Default for Limits {
@@ -105,6 +111,9 @@ impl Default for Limits {
             request_timeout: std::time::Duration::from_secs(30),
             max_in_flight: 512,
             budgets: crate::graphql::budget::BudgetSettings::default(),
+            ws_init_timeout: std::time::Duration::from_secs(10),
+            ws_max_operations: 100,
+            ws_max_sockets: 10_000,
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum Code {
     IdempotencyKeyReused,
     PartnerSuspended,
     RateLimited,
+    /// A live event stream fell too far behind and was ended (resubscribe, then catch up).
+    EventsLagged,
     /// The document does not parse (or nests past what the parser may take).
     GraphqlParseFailed,
     /// The document parses but fails validation, or a limit (depth, cost, size).
@@ -57,6 +59,7 @@ impl Code {
             Code::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             Code::PartnerSuspended => "PARTNER_SUSPENDED",
             Code::RateLimited => "RATE_LIMITED",
+            Code::EventsLagged => "EVENTS_LAGGED",
             Code::GraphqlParseFailed => "GRAPHQL_PARSE_FAILED",
             Code::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
             Code::Timeout => "TIMEOUT",

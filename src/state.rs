@@ -25,6 +25,10 @@ pub struct Inner {
     /// Cancelled when the server starts shutting down (SIGTERM/SIGINT): background workers stop
     /// between units of work, WebSockets close with 1001, the listener stops accepting.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The live event feed of this instance (started by `serve`, or by the first subscriber).
+    pub feed: Arc<crate::events::feed::Feed>,
+    /// WebSockets open on this instance, bounded by `settings.limits.ws_max_sockets`.
+    pub ws_sockets: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -36,7 +40,9 @@ impl AppState {
         let schema = build_schema(&settings.limits, budgets);
         let tenants = Arc::new(TenantCache::new(settings.tenant_cache_ttl, crate::auth::cache::DEFAULT_CAPACITY));
         let shutdown = tokio_util::sync::CancellationToken::new();
-        Ok(Self(Arc::new(Inner { db, schema, verifier, settings, clock, tenants, shutdown })))
+        let feed = Arc::new(crate::events::feed::Feed::new(db.clone(), clock.clone(), shutdown.clone()));
+        let ws_sockets = Arc::new(tokio::sync::Semaphore::new(settings.limits.ws_max_sockets));
+        Ok(Self(Arc::new(Inner { db, schema, verifier, settings, clock, tenants, shutdown, feed, ws_sockets })))
     }
 }
 

@@ -11,6 +11,7 @@ mod auth;
 mod cancellation;
 mod cli;
 mod docs;
+mod events;
 mod first_contact;
 mod graphiql;
 mod hardening;

@@ -181,6 +181,8 @@ impl Writer {
         match result {
             Ok(value) => {
                 uncancellable("COMMIT", txn.commit()).await?.map_err(commit_error)?;
+                // The live event feeds of this process look at the outbox again.
+                crate::events::feed::notify_committed();
                 Ok(value)
             }
             Err(err) => {

@@ -541,7 +541,10 @@ async fn change_in_one_statement(
     }
     let after = r11_apply(actor, &stored, action)?;
     let change = change_for(action.verb(), action.event(), &after).diff(Some(&stored), &after);
-    versioned::update_subscription_recorded(db, &stored, after, &By::from(actor), change).await.map(Some)
+    let changed = versioned::update_subscription_recorded(db, &stored, after, &By::from(actor), change).await?;
+    // As `Writer::write` does after a commit: the event feed of this instance looks at once.
+    crate::events::feed::notify_committed();
+    Ok(Some(changed))
 }
 
 /// R11 (new-commerce terms) and the status machine: what `action` makes of `before`.

@@ -94,7 +94,7 @@ versioned_update!(update_transfer, subscription_transfer, "transfer");
 /// … WHERE id = ? AND version = ? RETURNING id` is a data-modifying CTE, and the audit and outbox
 /// rows are inserted by `SELECT`s over its result, so when the version is no longer current nothing
 /// at all is written and the caller gets `VERSION_CONFLICT`. One round trip instead of four
-/// (`BEGIN`, `UPDATE`, the inserts, `COMMIT`).
+/// (`BEGIN`, `UPDATE`, the inserts, `COMMIT`). The caller wakes the event feed, as `Writer::write` does after a commit.
 pub async fn update_subscription_recorded<C: ConnectionTrait>(
     db: &C,
     before: &subscription::Model,

@@ -23,7 +23,8 @@ pub enum NodeType {
 }
 
 impl NodeType {
-    fn name(self) -> &'static str {
+    /// The GraphQL type name (also the outbox `node_type`).
+    pub fn name(self) -> &'static str {
         match self {
             NodeType::Partner => "Partner",
             NodeType::Customer => "Customer",

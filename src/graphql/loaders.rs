@@ -429,6 +429,25 @@ fn spawner()
 }
 
 impl Loaders {
+    /// Turns every cache off: for a subscription, whose context lives as long as the socket, each
+    /// delivered event reads its node as it is then.
+    pub fn disable_caches(&self) {
+        self.partners.enable_all_cache(false);
+        self.customers.enable_all_cache(false);
+        self.subscriptions.enable_all_cache(false);
+        self.relationships.enable_all_cache(false);
+        self.transfers.enable_all_cache(false);
+        self.audit_events.enable_all_cache(false);
+        self.customer_subscriptions.enable_all_cache(false);
+        self.customer_subscription_counts.enable_all_cache(false);
+        self.customer_relationships.enable_all_cache(false);
+        self.customer_relationship_counts.enable_all_cache(false);
+        self.partner_customers.enable_all_cache(false);
+        self.partner_customer_counts.enable_all_cache(false);
+        self.linked_partners.enable_all_cache(false);
+        self.linked_partner_counts.enable_all_cache(false);
+    }
+
     pub fn new(reader: &Reader) -> Self {
         fn by_id<E: Visible>(reader: &Reader) -> CachedById<E>
         where

@@ -11,19 +11,20 @@ pub mod ids;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod realtime;
 pub mod types;
 
-use async_graphql::{EmptySubscription, SDLExportOptions, Schema};
+use async_graphql::{SDLExportOptions, Schema};
 
 use crate::config::Limits;
 
 /// The schema type served by partnerhub.
-pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type AppSchema = Schema<query::Query, mutation::Mutation, realtime::Realtime>;
 
 /// Builds the schema with the configured limits. Depth and cost are checked by [`cost::CostGuard`]
 /// (which names the setting in its errors), together with the document bounds and the budgets.
 pub fn build_schema(limits: &Limits, budgets: std::sync::Arc<budget::Budgets>) -> AppSchema {
-    Schema::build(query::Query, mutation::Mutation::default(), EmptySubscription)
+    Schema::build(query::Query, mutation::Mutation::default(), realtime::Realtime)
         .extension(cost::CostGuard::new(budgets, *limits))
         .finish()
 }

@@ -292,6 +292,22 @@ async fn execute(
         }
     }
 
+    // Subscriptions are served over WebSocket only: a request error naming the endpoint, before
+    // anything runs.
+    let subscription = document.operations.iter().any(|(name, op)| {
+        let selected = match (&params.operation_name, name) {
+            (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
+            _ => true,
+        };
+        selected && op.node.ty == OperationType::Subscription
+    });
+    if subscription {
+        let status = if format == Format::Json { StatusCode::OK } else { StatusCode::BAD_REQUEST };
+        let message = "subscriptions are served over WebSocket: connect to /graphql/ws with the subprotocol \
+                       graphql-transport-ws (see docs/api.md, \"Events over WebSocket\")";
+        return error_response(status, format, &[(Code::BadUserInput, message.into())]);
+    }
+
     // For the log line: the operation's name, or its first field when it has none.
     let operation = params.operation_name.clone().unwrap_or_else(|| {
         document
@@ -503,7 +519,7 @@ fn metric_labels(
     (operation_type, field)
 }
 
-fn add_default_code(error: &mut ServerError) {
+pub(crate) fn add_default_code(error: &mut ServerError) {
     let has_code = error.extensions.as_ref().is_some_and(|x| x.get("code").is_some());
     if !has_code {
         let code = if error.path.is_empty() { Code::BadUserInput } else { Code::Internal };

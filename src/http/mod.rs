@@ -5,6 +5,7 @@ pub mod auth;
 pub mod graphiql;
 pub mod graphql;
 pub mod server;
+pub mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(graphiql::root))
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphql/ws", get(ws::upgrade))
         .route(graphiql::ASSETS_ROUTE, get(graphiql::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

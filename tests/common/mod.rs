@@ -115,6 +115,8 @@ pub struct TestApp {
     pub clock: Clock,
     /// SQL statements issued since the app was built (all connections).
     pub statements: Arc<AtomicUsize>,
+    /// The database's URL (for a second server on the same database).
+    pub url: String,
     _handle: DbHandle,
 }
 
@@ -131,7 +133,8 @@ impl TestApp {
 
     pub async fn with_settings(settings: Settings) -> Self {
         init_test_log();
-        let (mut db, handle) = fresh_database().await;
+        let (url, handle) = fresh_database_url().await;
+        let mut db = partnerhub::db::connect(&url).await.expect("connect to test database");
         partnerhub::db::migrate_up(&db).await.expect("migrate");
         let statements = Arc::new(AtomicUsize::new(0));
         let counter = statements.clone();
@@ -151,7 +154,7 @@ impl TestApp {
         let clock = Clock::system();
         let state = AppState::new(db.clone(), settings.clone(), clock.clone()).expect("state");
         let router = partnerhub::app(state.clone());
-        Self { router, state, db, settings, clock, statements, _handle: handle }
+        Self { router, state, db, settings, clock, statements, url, _handle: handle }
     }
 
     /// Direct inserts (no business rules) for building worlds.

@@ -139,6 +139,7 @@ impl Event {
     }
 }
 
+/// One committed change, as the live `events` stream (and webhooks) deliver it.
 #[Object]
 impl Event {
     /// The event's stable id (the same in every delivery, on every instance): de-duplicate on it.

@@ -1,0 +1,249 @@
+//! The live event feed of one instance: one background task tails the outbox (`id > cursor`, at
+//! most [`BATCH`] rows a read) and fans each batch out to the subscribers of this instance through a
+//! `tokio::sync::broadcast` channel. The outbox stays the truth: the feed only decides *when* to
+//! look at it again.
+//!
+//! Wake-ups, any of which is enough:
+//! - in process: [`notify_committed`], called after every committed transaction of
+//!   [`crate::domain::Writer::write`] (mutations and the lifecycle runner);
+//! - on PostgreSQL: `LISTEN partnerhub_outbox`, fed by an `AFTER INSERT` trigger on `outbox_event`
+//!   (migration `m20261127_000002_outbox_notify`), so a commit made through another instance wakes
+//!   this one;
+//! - a fallback poll every [`POLL_INTERVAL`], so a lost notification only delays an event.
+//!
+//! Gaps: on PostgreSQL, ids come from a sequence when a row is inserted, and transactions commit
+//! in any order, so id 10 may become visible after id 11. A tailer that only kept the highest id
+//! would lose id 10. Every id skipped below the high-water mark is kept as a *gap* for
+//! [`GAP_GRACE`] and looked up again on every pass; found, it is delivered (once: a gap is dropped
+//! when filled, and the high-water mark only moves forward); not found after the grace, it is
+//! taken for a rolled-back insert and forgotten. On SQLite, writers are serialized and gaps do not
+//! arise (the same code runs, and finds none).
+//!
+//! Lag: the broadcast channel holds [`CHANNEL_CAPACITY`] batches. A subscriber that falls further
+//! behind than that is ended with an `EVENTS_LAGGED` error (see `docs/api.md`); others never wait
+//! for it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+
+use entity::outbox_event;
+use sea_orm::{ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tokio::sync::{Notify, OnceCell, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+
+/// Most outbox rows read at once.
+pub const BATCH: u64 = 500;
+/// Longest the feed sleeps without a notification.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(1000);
+/// How long an id skipped below the high-water mark is waited for.
+pub const GAP_GRACE: Duration = Duration::from_secs(10);
+/// Batches the broadcast channel keeps for slow subscribers.
+pub const CHANNEL_CAPACITY: usize = 1024;
+/// Most gaps tracked at once (a huge jump in ids, e.g. after sequence changes, is not tracked id by id).
+const MAX_GAPS: usize = 10_000;
+/// The PostgreSQL notification channel.
+pub const CHANNEL: &str = "partnerhub_outbox";
+
+/// Bumped after every committed write of this process.
+static COMMITS: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
+
+/// Wakes the feeds of this process: something was committed (it may have written outbox rows).
+pub fn notify_committed() {
+    COMMITS.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// A batch of committed events, in the order the feed found them.
+pub type Batch = Arc<Vec<outbox_event::Model>>;
+
+/// The feed of one instance; started on first use (or by `serve`), stopped by `shutdown`.
+pub struct Feed {
+    db: DatabaseConnection,
+    clock: Clock,
+    shutdown: CancellationToken,
+    sender: broadcast::Sender<Batch>,
+    started: OnceCell<()>,
+}
+
+impl Feed {
+    pub fn new(db: DatabaseConnection, clock: Clock, shutdown: CancellationToken) -> Self {
+        let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
+        Self { db, clock, shutdown, sender, started: OnceCell::new() }
+    }
+
+    /// The connection subscribers' visibility checks read through.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Starts the tailing task if it is not running yet: from the outbox's current end, so that
+    /// once this returns every event committed later is delivered.
+    pub async fn start(&self) -> anyhow::Result<()> {
+        self.started
+            .get_or_try_init(|| async {
+                let tail = Tail::open(&self.db).await?;
+                let wake = Arc::new(Notify::new());
+                if self.db.get_database_backend() == DbBackend::Postgres {
+                    tokio::spawn(listen(self.db.clone(), wake.clone(), self.shutdown.clone()));
+                }
+                tokio::spawn(run(tail, self.db.clone(), self.sender.clone(), wake, self.shutdown.clone()));
+                anyhow::Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// A receiver of every batch committed from now on (starts the feed if needed).
+    pub async fn subscribe(&self) -> anyhow::Result<broadcast::Receiver<Batch>> {
+        // Subscribed first: a batch published while the feed starts is not missed.
+        let receiver = self.sender.subscribe();
+        self.start().await?;
+        Ok(receiver)
+    }
+}
+
+/// The tailer's position: the high-water mark and the gaps below it.
+struct Tail {
+    high: i64,
+    /// Ids below `high` not seen yet, with when to give up on them.
+    gaps: BTreeMap<i64, Instant>,
+}
+
+impl Tail {
+    /// At the outbox's end. Ids just below it that are not there yet may be transactions still in
+    /// flight: the last [`BATCH`] ids are checked and the missing ones kept as gaps.
+    async fn open(db: &DatabaseConnection) -> anyhow::Result<Self> {
+        let recent: Vec<i64> = outbox_event::Entity::find()
+            .select_only()
+            .column(outbox_event::Column::Id)
+            .order_by_desc(outbox_event::Column::Id)
+            .limit(BATCH)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let high = recent.first().copied().unwrap_or(0);
+        let low = recent.last().copied().unwrap_or(0);
+        let deadline = Instant::now() + GAP_GRACE;
+        let present: std::collections::HashSet<i64> = recent.into_iter().collect();
+        let gaps = (low.max(1)..high).filter(|id| !present.contains(id)).map(|id| (id, deadline)).collect();
+        Ok(Self { high, gaps })
+    }
+
+    /// One read: gaps first (they are older), then what follows the high-water mark. Returns the
+    /// rows to deliver and whether more may be waiting (a full batch).
+    async fn pass(&mut self, db: &DatabaseConnection) -> Result<(Vec<outbox_event::Model>, bool), sea_orm::DbErr> {
+        let now = Instant::now();
+        self.gaps.retain(|_, deadline| *deadline > now);
+        let mut out = Vec::new();
+        if !self.gaps.is_empty() {
+            let wanted: Vec<i64> = self.gaps.keys().copied().take(BATCH as usize).collect();
+            let found = outbox_event::Entity::find()
+                .filter(outbox_event::Column::Id.is_in(wanted))
+                .order_by_asc(outbox_event::Column::Id)
+                .all(db)
+                .await?;
+            for row in found {
+                if self.gaps.remove(&row.id).is_some() {
+                    out.push(row);
+                }
+            }
+        }
+        let fresh = outbox_event::Entity::find()
+            .filter(outbox_event::Column::Id.gt(self.high))
+            .order_by_asc(outbox_event::Column::Id)
+            .limit(BATCH)
+            .all(db)
+            .await?;
+        let full = fresh.len() as u64 == BATCH;
+        let deadline = now + GAP_GRACE;
+        for row in fresh {
+            let skipped = row.id - self.high - 1;
+            if skipped > 0 && self.gaps.len() < MAX_GAPS {
+                let from = (row.id - (MAX_GAPS - self.gaps.len()) as i64).max(self.high + 1);
+                for id in from..row.id {
+                    self.gaps.insert(id, deadline);
+                }
+            }
+            self.high = row.id;
+            out.push(row);
+        }
+        Ok((out, full))
+    }
+}
+
+/// The tailing loop.
+async fn run(
+    mut tail: Tail,
+    db: DatabaseConnection,
+    sender: broadcast::Sender<Batch>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut commits = COMMITS.subscribe();
+    loop {
+        let more = match tail.pass(&db).await {
+            Ok((rows, full)) => {
+                if !rows.is_empty() {
+                    // No receiver is not an error: nobody listens on this instance right now.
+                    let _ = sender.send(Arc::new(rows));
+                }
+                full
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the event feed could not read the outbox; retrying");
+                false
+            }
+        };
+        if more {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            continue;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = commits.changed() => {}
+            () = wake.notified() => {}
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+    tracing::debug!("event feed stopped");
+}
+
+/// `LISTEN partnerhub_outbox` on a connection of its own; each notification wakes the feed. A lost
+/// connection is opened again (the poll covers the time in between).
+async fn listen(db: DatabaseConnection, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let pool = db.get_postgres_connection_pool().clone();
+    loop {
+        let attempt = listen_once(&pool, &wake);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            result = attempt => {
+                let Err(err) = result;
+                tracing::warn!(error = %err, "LISTEN {CHANNEL} failed; polling until it is back");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+}
+
+/// Listens until the connection fails; never returns otherwise.
+async fn listen_once(pool: &sqlx::PgPool, wake: &Notify) -> Result<std::convert::Infallible, sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(CHANNEL).await?;
+    // Anything committed while nobody listened is picked up by this wake-up.
+    wake.notify_one();
+    loop {
+        listener.recv().await?;
+        wake.notify_one();
+    }
+}
