@@ -42,7 +42,10 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                     )
                 });
             match builder.map(PrometheusBuilder::install_recorder) {
-                Ok(Ok(handle)) => Some(handle),
+                Ok(Ok(handle)) => {
+                    describe();
+                    Some(handle)
+                }
                 Ok(Err(err)) | Err(err) => {
                     tracing::warn!(error = %err, "metrics recorder not installed; /metrics is off");
                     None
@@ -50,6 +53,36 @@ pub fn install() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// Help texts, and every event series at zero, so that a scrape shows them before the first
+/// event (a dashboard or an alert on a series that does not exist yet sees nothing).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "partnerhub_graphql_requests_total",
+        "GraphQL operations over HTTP, by type, root field and outcome"
+    );
+    describe_histogram!("partnerhub_graphql_request_duration_seconds", "Time to answer a GraphQL operation over HTTP");
+    describe_histogram!("partnerhub_sql_statements_per_request", "SQL statements issued by one GraphQL operation");
+    describe_gauge!("partnerhub_db_pool_connections", "Database pool connections, by state, at scrape time");
+    describe_gauge!("partnerhub_websockets_open", "Open /graphql/ws connections");
+    describe_counter!(
+        "partnerhub_events_delivered_total",
+        "Events handed to a WebSocket subscriber or delivered to a webhook"
+    );
+    describe_counter!("partnerhub_events_lagged_total", "WebSocket subscriptions ended because they fell behind");
+    describe_counter!("partnerhub_webhook_attempts_total", "Webhook delivery attempts, by outcome");
+    describe_gauge!("partnerhub_outbox_lag_seconds", "Age of the oldest outbox event not yet fanned out to webhooks");
+    metrics::gauge!("partnerhub_websockets_open").increment(0.0);
+    metrics::gauge!("partnerhub_outbox_lag_seconds").increment(0.0);
+    for transport in ["websocket", "webhook"] {
+        metrics::counter!("partnerhub_events_delivered_total", "transport" => transport).increment(0);
+    }
+    metrics::counter!("partnerhub_events_lagged_total", "transport" => "websocket").increment(0);
+    for outcome in ["success", "failure"] {
+        metrics::counter!("partnerhub_webhook_attempts_total", "outcome" => outcome).increment(0);
+    }
 }
 
 /// The page `GET /metrics` serves: every series, with the pool's gauges read now.

@@ -76,6 +76,16 @@ async fn metrics_show_requests_latency_statements_and_the_pool() {
     assert!(sample(&page, "partnerhub_db_pool_connections", &[r#"state="idle""#]).is_some());
     assert!(sample(&page, "partnerhub_db_pool_connections", &[r#"state="in_use""#]).is_some());
     assert!(sample(&page, "partnerhub_db_pool_connections", &[r#"state="max""#]).is_some_and(|n| n >= 1.0));
+    for series in [
+        "partnerhub_websockets_open",
+        "partnerhub_events_delivered_total{transport=\"websocket\"}",
+        "partnerhub_events_delivered_total{transport=\"webhook\"}",
+        "partnerhub_webhook_attempts_total{outcome=\"success\"}",
+        "partnerhub_webhook_attempts_total{outcome=\"failure\"}",
+        "partnerhub_outbox_lag_seconds",
+    ] {
+        assert!(page.lines().any(|l| l.starts_with(&format!("{series} "))), "{series} is listed:\n{page}");
+    }
     assert!(!page.contains(&partner.tenant_id.to_string()), "no tenant id in a label");
 }
 
