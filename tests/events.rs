@@ -37,7 +37,9 @@ async fn serve(app: &TestApp) -> SocketAddr {
     serve_state(app.state.clone()).await
 }
 
+/// Serves `state` as `partnerhub serve` does: its event feed running, on a free port.
 async fn serve_state(state: partnerhub::state::AppState) -> SocketAddr {
+    state.feed.start().await.expect("event feed");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let limits =
@@ -429,7 +431,7 @@ async fn a_subscriber_of_one_server_hears_a_mutation_made_through_another() {
     let addr_b = serve_state(state_b.clone()).await;
     let _ = addr_a;
 
-    // The trigger notifies every listener of the database.
+    // The committing instance's feed notifies every listener of the database.
     let mut listener = sqlx::postgres::PgListener::connect(&app.url).await.expect("listen");
     listener.listen("partnerhub_outbox").await.expect("listen");
 

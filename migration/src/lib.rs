@@ -4,7 +4,6 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_initial;
 mod m20261127_000001_webhooks;
-mod m20261127_000002_outbox_notify;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -12,10 +11,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m20261124_000001_initial::Migration),
-            Box::new(m20261127_000001_webhooks::Migration),
-            Box::new(m20261127_000002_outbox_notify::Migration),
-        ]
+        vec![Box::new(m20261124_000001_initial::Migration), Box::new(m20261127_000001_webhooks::Migration)]
     }
 }
