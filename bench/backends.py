@@ -14,10 +14,9 @@ Usage: bench/backends.py [--bin target/release/partnerhub] [--pg postgres://post
                          [--customers 200] [--seconds 10] [--connections 16]
 Needs wrk. Standard-library Python only.
 """
-import argparse, base64, hashlib, hmac, http.client, json, os, re, subprocess, tempfile, threading, time, uuid
+import argparse, http.client, json, os, re, subprocess, tempfile, threading, time, uuid
 
-SECRET = b"bench-secret"
-PLATFORM = "00000000-0000-4000-8000-000000000001"
+from load import PLATFORM, SECRET, token
 
 Q1 = """query Q1 { customers(first: 50, orderBy: {field: COMPANY_NAME, direction: ASC}) { nodes { id companyName
   subscriptions(first: 10) { nodes { id offerName status quantity termEnd } } } } }"""
@@ -26,14 +25,6 @@ Q2 = """query Q2($id: ID!) { customer(id: $id) { id companyName domain country
 M1 = """mutation M1($id: ID!, $expectedVersion: Int!, $quantity: Int!) {
   updateSubscription(input: {id: $id, expectedVersion: $expectedVersion, quantity: $quantity}) {
     subscription { id offerName status quantity termEnd version } } }"""
-
-
-def token(tid, roles):
-    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d, separators=(",", ":")).encode()).rstrip(b"=")
-    now = int(time.time())
-    head, body = enc({"alg": "HS256", "typ": "JWT"}), enc({"tid": tid, "sub": "bench", "exp": now + 7200, "roles": roles})
-    sig = base64.urlsafe_b64encode(hmac.new(SECRET, head + b"." + body, hashlib.sha256).digest()).rstrip(b"=")
-    return (head + b"." + body + b"." + sig).decode()
 
 
 class Client:

@@ -195,13 +195,7 @@ pub async fn page(writer: &Writer, actor: &Actor, args: &PageArgs) -> ApiResult<
     let base = webhook::Entity::find()
         .filter(webhook::Column::TenantId.eq(actor.principal.tenant_id))
         .filter(webhook::Column::DeletedAt.is_null());
-    let total = {
-        let (db, base) = (db.clone(), base.clone());
-        TotalCount::new(move || {
-            let (db, base) = (db.clone(), base.clone());
-            async move { Ok(base.count(&db).await?) }.boxed()
-        })
-    };
+    let total = count_of(&db, &base);
     let mut query = base;
     if let Some(after) = &args.after {
         query = query.filter(webhook::Column::Id.gt(after.id));
@@ -234,19 +228,25 @@ pub async fn deliveries(
         cond = cond.add(webhook_delivery::Column::Status.eq(status));
     }
     let base = webhook_delivery::Entity::find().filter(cond);
-    let total = {
-        let (db, base) = (db.clone(), base.clone());
-        TotalCount::new(move || {
-            let (db, base) = (db.clone(), base.clone());
-            async move { Ok(base.count(&db).await?) }.boxed()
-        })
-    };
+    let total = count_of(&db, &base);
     let mut query = base;
     if let Some(after) = &args.after {
         query = query.filter(webhook_delivery::Column::Id.lt(after.id));
     }
     let rows = query.order_by_desc(webhook_delivery::Column::Id).limit(args.first + 1).all(&db).await?;
     Ok(into_page(rows, args.first, total, |d| d.id))
+}
+
+/// The total of `base`, counted only when a client asks for `totalCount`.
+fn count_of<E: EntityTrait>(db: &sea_orm::DatabaseConnection, base: &sea_orm::Select<E>) -> TotalCount
+where
+    E::Model: Send + Sync,
+{
+    let (db, base) = (db.clone(), base.clone());
+    TotalCount::new(move || {
+        let (db, base) = (db.clone(), base.clone());
+        async move { Ok(base.count(&db).await?) }.boxed()
+    })
 }
 
 fn into_page<M>(mut rows: Vec<M>, first: u64, total: TotalCount, id: impl Fn(&M) -> Uuid) -> Page<M> {

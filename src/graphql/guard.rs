@@ -214,6 +214,7 @@ impl<'a> Walker<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
