@@ -39,6 +39,9 @@ pub const BATCH: u64 = 500;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1000);
 /// How long an id skipped below the high-water mark is waited for.
 pub const GAP_GRACE: Duration = Duration::from_secs(10);
+/// Shortest time between two reads of the outbox: commits arriving faster are picked up together
+/// (at most 200 reads, and NOTIFYs, a second whatever the write rate; an event waits 5 ms at worst).
+pub const MIN_PASS_GAP: Duration = Duration::from_millis(5);
 /// Batches the broadcast channel keeps for slow subscribers.
 pub const CHANNEL_CAPACITY: usize = 1024;
 /// Most gaps tracked at once (a huge jump in ids, e.g. after sequence changes, is not tracked id by id).
@@ -187,7 +190,20 @@ async fn run(
     let mut commits = COMMITS.subscribe();
     let postgres = db.get_database_backend() == DbBackend::Postgres;
     let mut committed_here = false;
+    let mut last_pass: Option<Instant> = None;
     loop {
+        // Under a stream of commits, passes are at least MIN_PASS_GAP apart: each reads the outbox
+        // (and may NOTIFY), so one pass per commit would add two statements to every mutation.
+        if let Some(last) = last_pass {
+            let since = last.elapsed();
+            if since < MIN_PASS_GAP {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(MIN_PASS_GAP - since) => {}
+                }
+            }
+        }
+        last_pass = Some(Instant::now());
         let more = match tail.pass(&db).await {
             Ok((rows, full)) => {
                 if !rows.is_empty() {
