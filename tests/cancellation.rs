@@ -14,11 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::Request;
 use entity::enums::SubscriptionStatus;
 use entity::{audit_event, outbox_event, subscription};
-use http_body_util::BodyExt;
 use partnerhub::auth::jwt::{Claims, mint_hs256};
 use partnerhub::domain::Writer;
 use partnerhub::domain::audit::{self, By, Change};
@@ -26,10 +23,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, Statement};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use uuid::Uuid;
 
-use crate::common::{SECRET, ScratchDatabase, TestApp, backend, error_code};
+use crate::common::{SECRET, ScratchDatabase, TestApp, backend, error_code, graphql_post, json_answer};
 use crate::write_customers::{CREATE_CUSTOMER, ONBOARD, onboard};
 
 const SELL: &str =
@@ -176,16 +172,7 @@ async fn idle_in_transaction(db: &DatabaseConnection) -> Vec<String> {
 
 /// POSTs a GraphQL operation through the in-process router with an `X-Request-Id`.
 async fn post(router: Router, token: String, request_id: String, query: &'static str, variables: Value) -> Value {
-    let body = json!({"query": query, "variables": variables}).to_string();
-    let request = Request::post("/graphql")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .header("x-request-id", request_id)
-        .body(Body::from(body))
-        .expect("request");
-    let response = router.oneshot(request).await.expect("infallible");
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
-    serde_json::from_slice(&bytes).expect("a JSON answer")
+    json_answer(router, graphql_post(Some(&token), Some(&request_id), query, variables)).await
 }
 
 /// How one request of a storm ended for its client.

@@ -193,13 +193,7 @@ impl TestApp {
 
     /// POSTs a GraphQL operation with an optional bearer token; returns the JSON body.
     pub async fn gql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut builder =
-            Request::post("/graphql").header("content-type", "application/json").header("accept", "application/json");
-        if let Some(token) = token {
-            builder = builder.header("authorization", format!("Bearer {token}"));
-        }
-        let body = json!({"query": query, "variables": variables}).to_string();
-        let (status, _, body) = self.send(builder.body(Body::from(body)).expect("request")).await;
+        let (status, _, body) = self.send(graphql_post(token, None, query, variables)).await;
         assert!(status.is_success() || status.is_client_error(), "unexpected status {status}: {body}");
         body
     }
@@ -210,18 +204,8 @@ impl TestApp {
         let tasks: Vec<_> = requests
             .into_iter()
             .map(|(token, query, variables)| {
-                let router = self.router.clone();
-                tokio::spawn(async move {
-                    let body = json!({"query": query, "variables": variables}).to_string();
-                    let request = Request::post("/graphql")
-                        .header("content-type", "application/json")
-                        .header("authorization", format!("Bearer {token}"))
-                        .body(Body::from(body))
-                        .expect("request");
-                    let response = router.oneshot(request).await.expect("infallible");
-                    let bytes = response.into_body().collect().await.expect("body").to_bytes();
-                    serde_json::from_slice::<Value>(&bytes).expect("json")
-                })
+                let request = graphql_post(Some(&token), None, &query, variables);
+                tokio::spawn(json_answer(self.router.clone(), request))
             })
             .collect();
         let mut out = Vec::new();
@@ -233,19 +217,9 @@ impl TestApp {
 
     /// Like [`gql_as`], with an `X-Request-Id` header.
     pub async fn gql_with_request_id(&self, token: &str, request_id: &str, query: &str, variables: Value) -> Value {
-        let body = json!({"query": query, "variables": variables}).to_string();
-        let request = Request::post("/graphql")
-            .header("content-type", "application/json")
-            .header("authorization", format!("Bearer {token}"))
-            .header("x-request-id", request_id)
-            .body(Body::from(body))
-            .expect("request");
-        self.send(request).await.2
+        self.send(graphql_post(Some(token), Some(request_id), query, variables)).await.2
     }
 
-    /// Like [`gql_as`], expecting no errors; returns `data`.
-    /// POSTs a GraphQL request body as given; returns the status and the body's text, unparsed (to
-    /// check the order of its keys).
     pub async fn post_raw(&self, token: Option<&str>, accept: &str, body: Value) -> (StatusCode, String) {
         let mut builder = Request::post("/graphql").header("content-type", "application/json").header("accept", accept);
         if let Some(token) = token {
@@ -274,6 +248,28 @@ impl TestApp {
 }
 
 /// The `extensions.code` of the first error.
+/// `POST /graphql` of `query` with `variables` (JSON in and out), as `token` when given, with an
+/// `X-Request-Id` when given.
+pub fn graphql_post(token: Option<&str>, request_id: Option<&str>, query: &str, variables: Value) -> Request<Body> {
+    let mut builder =
+        Request::post("/graphql").header("content-type", "application/json").header("accept", "application/json");
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    if let Some(request_id) = request_id {
+        builder = builder.header("x-request-id", request_id);
+    }
+    let body = json!({"query": query, "variables": variables}).to_string();
+    builder.body(Body::from(body)).expect("request")
+}
+
+/// Runs `request` through `router` (owned, so it can run in a task of its own); the JSON answer.
+pub async fn json_answer(router: Router, request: Request<Body>) -> Value {
+    let response = router.oneshot(request).await.expect("infallible");
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    serde_json::from_slice(&bytes).expect("a JSON answer")
+}
+
 pub fn error_code(body: &Value) -> Option<&str> {
     body["errors"][0]["extensions"]["code"].as_str()
 }
