@@ -144,6 +144,24 @@ impl<'a, C: ConnectionTrait> Seed<'a, C> {
         .await
     }
 
+    /// An ACTIVE reseller link between a partner and a customer (what `createCustomer` leaves).
+    pub async fn reseller_link(
+        &self,
+        partner_id: Uuid,
+        customer: &customer::Model,
+    ) -> Result<relationship::Model, DbErr> {
+        self.relationship(
+            RelationshipKind::Reseller,
+            RelationshipStatus::Active,
+            partner_id,
+            Some(customer),
+            None,
+            "",
+            None,
+        )
+        .await
+    }
+
     /// A relationship in any state. `expires_at` bounds a pending request or an active grant.
     #[allow(clippy::too_many_arguments)]
     pub async fn relationship(

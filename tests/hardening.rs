@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use entity::enums::{BillingModel, Cloud, PartnerType, RelationshipKind, RelationshipStatus};
+use entity::enums::{BillingModel, Cloud, PartnerType};
 use partnerhub::config::Settings;
 use partnerhub::graphql::budget::{BucketSettings, BudgetSettings};
 use partnerhub::seed::NewSubscription;
@@ -108,17 +108,7 @@ async fn partner_with_customers(app: &TestApp, customers: usize, subscriptions: 
     for i in 0..customers {
         let domain = format!("c{i}-{}.example", tid.simple());
         let customer = seed.customer(Uuid::new_v4(), &format!("C{i}"), &domain, "US", Cloud::Public).await.expect("c");
-        seed.relationship(
-            RelationshipKind::Reseller,
-            RelationshipStatus::Active,
-            partner.id,
-            Some(&customer),
-            None,
-            "",
-            None,
-        )
-        .await
-        .expect("relationship");
+        seed.reseller_link(partner.id, &customer).await.expect("relationship");
         for _ in 0..subscriptions {
             seed.subscription(NewSubscription::csp(customer.id, partner.id, None, BillingModel::UsageBased), 1)
                 .await

@@ -1,7 +1,7 @@
 //! No N+1: a partner's first 50 customers, each with its first 10 subscriptions and each
 //! subscription's partner and customer, take a fixed number of SQL statements whatever the page sizes.
 
-use entity::enums::{BillingModel, Cloud, PartnerType, RelationshipKind, RelationshipStatus};
+use entity::enums::{BillingModel, Cloud, PartnerType};
 use partnerhub::seed::{NewSubscription, Seed};
 use sea_orm::TransactionTrait;
 use serde_json::json;
@@ -55,17 +55,7 @@ async fn nested_customers_and_subscriptions_take_a_bounded_number_of_statements(
                 )
                 .await
                 .unwrap();
-            seed.relationship(
-                RelationshipKind::Reseller,
-                RelationshipStatus::Active,
-                partner.id,
-                Some(&customer),
-                None,
-                "",
-                None,
-            )
-            .await
-            .unwrap();
+            seed.reseller_link(partner.id, &customer).await.unwrap();
             for j in 0..12 {
                 let billing = if j % 2 == 0 { BillingModel::LicenseBased } else { BillingModel::UsageBased };
                 seed.subscription(NewSubscription::csp(customer.id, partner.id, None, billing), 1).await.unwrap();
@@ -127,17 +117,7 @@ async fn customers_under_a_list_of_partners_take_a_bounded_number_of_statements(
                     .customer(Uuid::new_v4(), &format!("C{p}-{c}"), &format!("c{p}-{c}.example"), "US", Cloud::Public)
                     .await
                     .unwrap();
-                seed.relationship(
-                    RelationshipKind::Reseller,
-                    RelationshipStatus::Active,
-                    partner.id,
-                    Some(&customer),
-                    None,
-                    "",
-                    None,
-                )
-                .await
-                .unwrap();
+                seed.reseller_link(partner.id, &customer).await.unwrap();
             }
         }
         txn.commit().await.unwrap();

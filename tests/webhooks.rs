@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use chrono::Utc;
-use entity::enums::{Cloud, RelationshipKind, RelationshipStatus};
+use entity::enums::{Cloud, RelationshipStatus};
 use entity::webhook_delivery;
 use hmac::{Hmac, Mac};
 use partnerhub::config::Settings;
@@ -325,19 +325,7 @@ async fn an_endpoint_receives_only_what_its_owner_may_see_now() {
 
     // B gains a reseller link: the next event on the customer reaches it.
     let b_partner = partnerhub::graphql::ids::decode_any(&b_gid).unwrap().1;
-    let link = app
-        .seed()
-        .relationship(
-            RelationshipKind::Reseller,
-            RelationshipStatus::Active,
-            b_partner,
-            Some(&customer),
-            None,
-            "",
-            None,
-        )
-        .await
-        .unwrap();
+    let link = app.seed().reseller_link(b_partner, &customer).await.unwrap();
     customer_event(&app, customer.id).await;
     pass_until(&app, &settings, || b_receiver.received().len() == 1).await;
 
@@ -550,18 +538,7 @@ async fn two_workers_on_postgres_never_send_the_same_delivery_twice() {
         app.seed().customer(Uuid::new_v4(), "Fabrikam", "fabrikam.example", "US", Cloud::Public).await.unwrap();
     let partner =
         entity::partner::Entity::find().all(&app.db).await.unwrap().into_iter().find(|p| p.tenant_id == tid).unwrap();
-    app.seed()
-        .relationship(
-            RelationshipKind::Reseller,
-            RelationshipStatus::Active,
-            partner.id,
-            Some(&platform),
-            None,
-            "",
-            None,
-        )
-        .await
-        .unwrap();
+    app.seed().reseller_link(partner.id, &platform).await.unwrap();
     const EVENTS: usize = 40;
     for _ in 0..EVENTS {
         customer_event(&app, platform.id).await;

@@ -449,7 +449,6 @@ async fn r12_acceptance_starts_the_grant_and_pending_requests_of_both_kinds_expi
 
 #[tokio::test]
 async fn r12_accepting_a_reseller_request_when_one_is_already_active_is_a_conflict() {
-    use entity::enums::{RelationshipKind, RelationshipStatus};
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let app = TestApp::new().await;
     let (pid, ptid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
@@ -466,18 +465,7 @@ async fn r12_accepting_a_reseller_request_when_one_is_already_active_is_a_confli
         .await
         .unwrap()
         .unwrap();
-    app.seed()
-        .relationship(
-            RelationshipKind::Reseller,
-            RelationshipStatus::Active,
-            uuid_of(&json!(pid)),
-            Some(&adatum),
-            None,
-            "",
-            None,
-        )
-        .await
-        .unwrap();
+    app.seed().reseller_link(uuid_of(&json!(pid)), &adatum).await.unwrap();
     let before = audit_total(&app).await;
     let body = app.gql_as(Some(&customer), ACCEPT, json!({"i": {"id": id}})).await;
     assert_eq!(error_code(&body), Some("CONFLICT"), "{body}");

@@ -118,18 +118,7 @@ async fn r4_subscriptions_join_partner_and_customer_of_one_cloud() {
     let public_partner =
         app.data(&app.token(public_tid, &["admin_agent"]), "{ viewer { partner { id } } }", json!({})).await;
     let public_id = ids(&public_partner["viewer"]["partner"]["id"]);
-    app.seed()
-        .relationship(
-            entity::enums::RelationshipKind::Reseller,
-            entity::enums::RelationshipStatus::Active,
-            public_id,
-            Some(&customer_model),
-            None,
-            "",
-            None,
-        )
-        .await
-        .unwrap();
+    app.seed().reseller_link(public_id, &customer_model).await.unwrap();
     let body = app.gql_as(Some(&app.token(public_tid, &["admin_agent"])), SELL, json!({"i": usage(&customer)})).await;
     assert_eq!(error_code(&body), Some("CLOUD_MISMATCH"), "{body}");
 }

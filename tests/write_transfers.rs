@@ -2,7 +2,7 @@
 //! ask and answer (R1, R6, R17, R4), R13, R14 and R15 on transfers.
 
 use chrono::Duration;
-use entity::enums::{Cloud, PartnerType, RelationshipKind, RelationshipStatus, TransferStatus};
+use entity::enums::{Cloud, PartnerType, TransferStatus};
 use entity::{audit_event, customer, outbox_event, subscription, subscription_transfer};
 use partnerhub::graphql::ids::{NodeType, decode_any, encode};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -405,17 +405,7 @@ async fn r4_r17_clouds_and_suspended_partners_on_transfers() {
     let gov_tid = Uuid::new_v4();
     let gov = seed.partner(gov_tid, "Gov", "gov.example", PartnerType::DirectBill, Cloud::UsGovernment).await.unwrap();
     let customer_model = customer::Entity::find_by_id(uuid_of(&w.customer)).one(&app.db).await.unwrap().unwrap();
-    seed.relationship(
-        RelationshipKind::Reseller,
-        RelationshipStatus::Active,
-        gov.id,
-        Some(&customer_model),
-        None,
-        "",
-        None,
-    )
-    .await
-    .unwrap();
+    seed.reseller_link(gov.id, &customer_model).await.unwrap();
     let gov_token = app.token(gov_tid, &["admin_agent"]);
     let body = app.gql_as(Some(&gov_token), REQUEST_TRANSFER, json!({"i": {"subscriptionId": w.usage["id"]}})).await;
     assert_eq!(error_code(&body), Some("CLOUD_MISMATCH"), "{body}");
