@@ -94,15 +94,12 @@ pub fn render(db: &DatabaseConnection) -> Option<String> {
 }
 
 fn record_pool(db: &DatabaseConnection) {
+    fn counts<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> (u32, usize, u32) {
+        (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+    }
     let (size, idle, max) = match &db.inner {
-        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
-            let pool = db.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle(), pool.options().get_max_connections())
-        }
-        DatabaseConnectionType::SqlxSqlitePoolConnection(_) => {
-            let pool = db.get_sqlite_connection_pool();
-            (pool.size(), pool.num_idle(), pool.options().get_max_connections())
-        }
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => counts(db.get_postgres_connection_pool()),
+        DatabaseConnectionType::SqlxSqlitePoolConnection(_) => counts(db.get_sqlite_connection_pool()),
         _ => return,
     };
     let idle = idle as f64;

@@ -51,6 +51,16 @@ pub fn select_operation<'a>(
     }
 }
 
+/// Whether the operation called `name` may be the one a request naming `wanted` runs: the one
+/// named, or any when the request names none. Checks that must hold whatever the engine selects
+/// (no mutation over GET, no subscription over HTTP) ask it of every operation.
+pub fn may_be_selected(wanted: Option<&str>, name: Option<&async_graphql::Name>) -> bool {
+    match (wanted, name) {
+        (Some(wanted), Some(name)) => wanted == name.as_str(),
+        _ => true,
+    }
+}
+
 fn only_introspection<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet, seen: &mut HashSet<&'a str>) -> bool {
     set.items.iter().all(|item| match &item.node {
         Selection::Field(field) => INTROSPECTION_FIELDS.contains(&field.node.name.node.as_str()),

@@ -273,35 +273,19 @@ async fn execute(
             return error_response(status, format, &[error]);
         }
     };
-    if is_get {
-        let mutation = document.operations.iter().any(|(name, op)| {
-            let selected = match (&params.operation_name, name) {
-                (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
-                _ => true,
-            };
-            selected && op.node.ty == OperationType::Mutation
-        });
-        if mutation {
-            let mut response = error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format,
-                &[(Code::BadUserInput, "mutations are only accepted over POST".into())],
-            );
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
-            return response;
-        }
+    if is_get && may_run(&document, params.operation_name.as_deref(), OperationType::Mutation) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format,
+            &[(Code::BadUserInput, "mutations are only accepted over POST".into())],
+        );
+        response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
+        return response;
     }
 
     // Subscriptions are served over WebSocket only: a request error naming the endpoint, before
     // anything runs.
-    let subscription = document.operations.iter().any(|(name, op)| {
-        let selected = match (&params.operation_name, name) {
-            (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
-            _ => true,
-        };
-        selected && op.node.ty == OperationType::Subscription
-    });
-    if subscription {
+    if may_run(&document, params.operation_name.as_deref(), OperationType::Subscription) {
         let status = if format == Format::Json { StatusCode::OK } else { StatusCode::BAD_REQUEST };
         let message = "subscriptions are served over WebSocket: connect to /graphql/ws with the subprotocol \
                        graphql-transport-ws (see docs/api.md, \"Events over WebSocket\")";
@@ -491,20 +475,29 @@ async fn execute(
     http
 }
 
+/// Whether an operation of type `ty` may be the one the request runs.
+fn may_run(
+    document: &async_graphql::parser::types::ExecutableDocument,
+    operation_name: Option<&str>,
+    ty: OperationType,
+) -> bool {
+    document
+        .operations
+        .iter()
+        .any(|(name, op)| crate::graphql::document::may_be_selected(operation_name, name) && op.node.ty == ty)
+}
+
 /// The labels of `partnerhub_graphql_requests_total`: the selected operation's type and its first
 /// root field's name (not its alias: the values stay bounded by the schema; a field the schema does
-/// not have fails validation and is recorded as `-`).
+/// not have fails validation and is recorded as `-`); `unknown` when no operation is selected.
 fn metric_labels(
     document: &async_graphql::parser::types::ExecutableDocument,
     operation_name: Option<&str>,
 ) -> (&'static str, String) {
     use async_graphql::parser::types::Selection;
-    let selected = document.operations.iter().find(|(name, _)| match (operation_name, name) {
-        (Some(wanted), Some(name)) => wanted == name.as_str(),
-        (Some(_), None) => false,
-        (None, _) => true,
-    });
-    let Some((_, operation)) = selected else { return ("unknown", "-".into()) };
+    let Ok(operation) = crate::graphql::document::select_operation(document, operation_name) else {
+        return ("unknown", "-".into());
+    };
     let operation_type = match operation.node.ty {
         OperationType::Query => "query",
         OperationType::Mutation => "mutation",

@@ -414,14 +414,11 @@ async fn operation(
             return;
         }
     };
-    let selected = |wanted: &Option<String>, name: Option<&async_graphql::Name>| match (wanted, name) {
-        (Some(wanted), Some(name)) => wanted.as_str() == name.as_str(),
-        _ => true,
-    };
+    let wanted = request.operation_name.as_deref();
     let kind = document
         .operations
         .iter()
-        .find(|(name, _)| selected(&request.operation_name, *name))
+        .find(|(name, _)| crate::graphql::document::may_be_selected(wanted, *name))
         .map(|(_, op)| op.node.ty)
         .unwrap_or(OperationType::Query);
     // Only a subscription makes the socket wait (dropped on any early return: the wait ends).
