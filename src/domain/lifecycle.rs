@@ -62,6 +62,11 @@ pub fn add_months(at: DateTime<Utc>, months: i32) -> DateTime<Utc> {
     at.checked_add_months(Months::new(months.max(0) as u32)).unwrap_or(at)
 }
 
+/// R16: whether the clock has something to do to `s` (a renewal or an expiry at `termEnd`).
+pub fn is_due(s: &subscription::Model, now: DateTime<Utc>) -> bool {
+    s.status == SubscriptionStatus::Active && s.term_end.is_some_and(|end| end <= now)
+}
+
 /// A subscription as it stands at `now`: an ACTIVE one past `termEnd` has renewed (new term, new
 /// cancellation window) when `autoRenew` is on, and is EXPIRED otherwise.
 pub fn effective_subscription(
@@ -69,10 +74,10 @@ pub fn effective_subscription(
     now: DateTime<Utc>,
     cancellation_window: chrono::Duration,
 ) -> subscription::Model {
-    let Some(mut end) = s.term_end else { return s };
-    if s.status != SubscriptionStatus::Active || end > now {
+    if !is_due(&s, now) {
         return s;
     }
+    let Some(mut end) = s.term_end else { return s };
     match (s.auto_renew, s.term_months) {
         (true, Some(months)) if months > 0 => {
             let mut start = s.term_start;

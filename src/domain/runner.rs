@@ -143,11 +143,6 @@ pub async fn run_once(
 /// The runner applies it, and so does every write that finds it due before the runner has passed, so
 /// that a user's change never carries it. Returns the row as stored afterwards and whether it renewed
 /// (`None` when nothing was due).
-/// R16: whether the clock has something to do to `stored` (a renewal or an expiry at `termEnd`).
-pub fn is_due(stored: &subscription::Model, now: DateTime<Utc>) -> bool {
-    stored.status == SubscriptionStatus::Active && stored.term_end.is_some_and(|end| end <= now)
-}
-
 pub async fn apply_due_subscription(
     txn: &DatabaseTransaction,
     by: &By,
@@ -155,7 +150,7 @@ pub async fn apply_due_subscription(
     now: DateTime<Utc>,
     window: Duration,
 ) -> ApiResult<(subscription::Model, Option<bool>)> {
-    if !is_due(&stored, now) {
+    if !super::lifecycle::is_due(&stored, now) {
         return Ok((stored, None));
     }
     let mut after = effective_subscription(stored.clone(), now, window);

@@ -536,7 +536,7 @@ async fn change_in_one_statement(
     let stored = stored?;
     r10_may_change(db, actor, &stored).await?;
     versioned::check_expected(stored.version, Some(expected_version), "subscription")?;
-    if super::runner::is_due(&stored, actor.now) {
+    if super::lifecycle::is_due(&stored, actor.now) {
         return Ok(None);
     }
     let after = r11_apply(actor, &stored, action)?;
