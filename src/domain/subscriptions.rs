@@ -494,9 +494,7 @@ pub async fn change(
     writer
         .write(move |txn| {
             Box::pin(async move {
-                let stored = actor.load::<subscription::Entity>(txn, id, "subscription").await?;
-                r10_may_change(txn, &actor, &stored).await?;
-                versioned::check_expected(stored.version, Some(expected_version), "subscription")?;
+                let stored = changeable(txn, &actor, id, expected_version).await?;
                 // What the clock has already done (a renewal, an expiry) is done first, as its own
                 // change by the system (R16), so that the caller's change carries only its own fields.
                 let before = actor.catch_up(txn, stored).await?;
@@ -509,6 +507,20 @@ pub async fn change(
             })
         })
         .await
+}
+
+/// The subscription a change applies to: visible to the caller (R1, else `NOT_FOUND`), changeable by
+/// it (R10), at the version it expects (R13).
+async fn changeable(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: i32,
+) -> ApiResult<subscription::Model> {
+    let stored = actor.load::<subscription::Entity>(db, id, "subscription").await?;
+    r10_may_change(db, actor, &stored).await?;
+    versioned::check_expected(stored.version, Some(expected_version), "subscription")?;
+    Ok(stored)
 }
 
 /// [`change`] on PostgreSQL, the common case (nothing due for the clock to do first): the same
@@ -530,12 +542,9 @@ async fn change_in_one_statement(
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(None);
     }
-    let (partner, stored) =
-        tokio::join!(writer.partner_not_suspended(), actor.load::<subscription::Entity>(db, id, "subscription"));
+    let (partner, stored) = tokio::join!(writer.partner_not_suspended(), changeable(db, actor, id, expected_version));
     partner?;
     let stored = stored?;
-    r10_may_change(db, actor, &stored).await?;
-    versioned::check_expected(stored.version, Some(expected_version), "subscription")?;
     if super::lifecycle::is_due(&stored, actor.now) {
         return Ok(None);
     }
