@@ -119,6 +119,20 @@ async fn register(app: &TestApp, token: &str, url: &str, types: &[&str]) -> Valu
     app.gql_as(Some(token), REGISTER, json!({"input": {"url": url, "eventTypes": types}})).await
 }
 
+/// Contoso, onboarded, with a webhook for `CUSTOMER_CREATED` at `url`; returns (admin token, hook id).
+async fn contoso_hooked(app: &TestApp, url: &str) -> (String, String) {
+    let (_, tid) = onboard(app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
+    let admin = app.token(tid, &["admin_agent"]);
+    let (hook, _) = register_ok(app, &admin, url, &["CUSTOMER_CREATED"]).await;
+    (admin, hook)
+}
+
+/// Creates the customer Fabrikam (a `CUSTOMER_CREATED` event); returns the mutation's data.
+async fn create_fabrikam(app: &TestApp, token: &str) -> Value {
+    let input = json!({"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"});
+    app.data(token, CREATE_CUSTOMER, json!({"input": input})).await
+}
+
 /// Registers a webhook; returns (id, secret).
 async fn register_ok(app: &TestApp, token: &str, url: &str, types: &[&str]) -> (String, String) {
     let body = register(app, token, url, types).await;
@@ -174,13 +188,7 @@ async fn a_registered_endpoint_gets_a_correctly_signed_delivery() {
     let (hook_id, secret) = register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
     assert!(secret.starts_with("whsec_") && secret.len() > 40);
 
-    let created = app
-        .data(
-            &admin,
-            CREATE_CUSTOMER,
-            json!({"input": {"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"}}),
-        )
-        .await;
+    let created = create_fabrikam(&app, &admin).await;
     let customer_id = created["createCustomer"]["customer"]["id"].as_str().unwrap().to_owned();
     pass_until(&app, &settings, || !receiver.received().is_empty()).await;
 
@@ -231,15 +239,8 @@ async fn a_failed_delivery_is_retried_after_a_restart_and_arrives_once() {
     settings.webhooks.backoff_cap = Duration::from_millis(300);
     let app = TestApp::with_settings(settings.clone()).await;
     let receiver = Receiver::start(&[500]).await;
-    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
-    let admin = app.token(tid, &["admin_agent"]);
-    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
-    app.data(
-        &admin,
-        CREATE_CUSTOMER,
-        json!({"input": {"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"}}),
-    )
-    .await;
+    let (admin, _) = contoso_hooked(&app, &receiver.url).await;
+    create_fabrikam(&app, &admin).await;
 
     // First instance: its worker gets a 500, records the failure, then stops on shutdown.
     let first = webhooks::spawn(app.state.clone());
@@ -301,13 +302,7 @@ async fn an_endpoint_receives_only_what_its_owner_may_see_now() {
     let (b_hook, _) = register_ok(&app, &b, &b_receiver.url, &["CUSTOMER_CREATED"]).await;
 
     // A creates a customer: A hears of it, B (no link) does not.
-    let created = app
-        .data(
-            &a,
-            CREATE_CUSTOMER,
-            json!({"input": {"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"}}),
-        )
-        .await;
+    let created = create_fabrikam(&app, &a).await;
     let customer_tenant: Uuid = created["createCustomer"]["customer"]["tenantId"].as_str().unwrap().parse().unwrap();
     let customer = entity::customer::Entity::find()
         .all(&app.db)
@@ -405,15 +400,8 @@ async fn targets_are_checked_again_at_send_time_and_redirects_are_not_followed()
     let settings = fast_settings();
     let app = TestApp::with_settings(settings.clone()).await;
     let redirecting = Receiver::start(&[302, 302, 302, 302]).await;
-    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
-    let admin = app.token(tid, &["admin_agent"]);
-    let (hook, _) = register_ok(&app, &admin, &redirecting.url, &["CUSTOMER_CREATED"]).await;
-    app.data(
-        &admin,
-        CREATE_CUSTOMER,
-        json!({"input": {"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"}}),
-    )
-    .await;
+    let (admin, hook) = contoso_hooked(&app, &redirecting.url).await;
+    create_fabrikam(&app, &admin).await;
     pass_until(&app, &settings, || !redirecting.received().is_empty()).await;
     let got = redirecting.received();
     assert_eq!(got.len(), 1);
@@ -588,9 +576,7 @@ async fn on_postgres_a_claim_skips_the_deliveries_another_instance_holds() {
     let settings = fast_settings();
     let app = TestApp::with_settings(settings.clone()).await;
     let receiver = Receiver::start(&[]).await;
-    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
-    let admin = app.token(tid, &["admin_agent"]);
-    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
+    let (admin, _) = contoso_hooked(&app, &receiver.url).await;
     for i in 0..6 {
         let domain = format!("c{i}.example");
         app.data(&admin, CREATE_CUSTOMER, json!({"input": {"companyName": "C", "domain": domain, "country": "US"}}))
@@ -626,9 +612,7 @@ async fn the_fan_out_scan_starts_above_events_settled_long_ago() {
     let settings = fast_settings();
     let app = TestApp::with_settings(settings.clone()).await;
     let receiver = Receiver::start(&[]).await;
-    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
-    let admin = app.token(tid, &["admin_agent"]);
-    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
+    let (admin, _) = contoso_hooked(&app, &receiver.url).await;
     let create = |i: usize| json!({"input": {"companyName": "C", "domain": format!("c{i}.example"), "country": "US"}});
     app.data(&admin, CREATE_CUSTOMER, create(1)).await;
     let mut floor = webhooks::Floor::default();
@@ -652,15 +636,8 @@ async fn a_delivery_still_failing_at_the_deadline_is_given_up() {
     settings.webhooks.deadline = Duration::from_secs(0);
     let app = TestApp::with_settings(settings.clone()).await;
     let receiver = Receiver::start(&[503, 503, 503]).await;
-    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
-    let admin = app.token(tid, &["admin_agent"]);
-    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
-    app.data(
-        &admin,
-        CREATE_CUSTOMER,
-        json!({"input": {"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"}}),
-    )
-    .await;
+    let (admin, _) = contoso_hooked(&app, &receiver.url).await;
+    create_fabrikam(&app, &admin).await;
     pass_until(&app, &settings, || !receiver.received().is_empty()).await;
     for _ in 0..3 {
         webhooks::run_once(&app.db, &settings.webhooks, app.clock.now()).await.unwrap();
@@ -679,15 +656,8 @@ async fn a_send_in_progress_at_shutdown_finishes_and_is_recorded() {
     let app = TestApp::with_settings(settings.clone()).await;
     let receiver = Receiver::start(&[]).await;
     *receiver.state.delay.lock().unwrap() = Duration::from_millis(500);
-    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
-    let admin = app.token(tid, &["admin_agent"]);
-    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
-    app.data(
-        &admin,
-        CREATE_CUSTOMER,
-        json!({"input": {"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"}}),
-    )
-    .await;
+    let (admin, _) = contoso_hooked(&app, &receiver.url).await;
+    create_fabrikam(&app, &admin).await;
     let worker = webhooks::spawn(app.state.clone());
     let arrived = async {
         while receiver.received().is_empty() {
@@ -709,15 +679,8 @@ async fn a_crashed_instances_claim_is_sent_again_once_its_lease_expires() {
     let settings = fast_settings();
     let app = TestApp::with_settings(settings.clone()).await;
     let receiver = Receiver::start(&[]).await;
-    let (_, tid) = onboard(&app, "Contoso", "contoso.example", "DIRECT_BILL", "PUBLIC").await;
-    let admin = app.token(tid, &["admin_agent"]);
-    register_ok(&app, &admin, &receiver.url, &["CUSTOMER_CREATED"]).await;
-    app.data(
-        &admin,
-        CREATE_CUSTOMER,
-        json!({"input": {"companyName": "Fabrikam", "domain": "fabrikam.example", "country": "US"}}),
-    )
-    .await;
+    let (admin, _) = contoso_hooked(&app, &receiver.url).await;
+    create_fabrikam(&app, &admin).await;
     let mut report = webhooks::PassReport::default();
     webhooks::fan_out(&app.db, &settings.webhooks, app.clock.now(), &mut report).await.unwrap();
     // Another instance claimed it, then died before recording anything.
