@@ -16,7 +16,7 @@ Needs wrk. Standard-library Python only.
 """
 import argparse, http.client, json, os, re, subprocess, tempfile, threading, time, uuid
 
-from load import PLATFORM, SECRET, token
+from load import PLATFORM, SECRET, Client, token
 
 Q1 = """query Q1 { customers(first: 50, orderBy: {field: COMPANY_NAME, direction: ASC}) { nodes { id companyName
   subscriptions(first: 10) { nodes { id offerName status quantity termEnd } } } } }"""
@@ -27,26 +27,14 @@ M1 = """mutation M1($id: ID!, $expectedVersion: Int!, $quantity: Int!) {
     subscription { id offerName status quantity termEnd version } } }"""
 
 
-class Client:
-    def __init__(self, port, tok):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        self.headers = {"content-type": "application/json", "authorization": f"Bearer {tok}"}
-
-    def gql(self, query, variables=None):
-        self.conn.request("POST", "/graphql", json.dumps({"query": query, "variables": variables or {}}), self.headers)
-        body = json.loads(self.conn.getresponse().read())
-        if body.get("errors"):
-            raise RuntimeError(body["errors"])
-        return body["data"]
-
-
 def seed(port, customers):
-    platform = Client(port, token(PLATFORM, ["platform_admin"]))
+    url = f"http://127.0.0.1:{port}/graphql"
+    platform = Client(url, token(PLATFORM, ["platform_admin"]))
     tid = str(uuid.uuid4())
     platform.gql("mutation($i: OnboardPartnerInput!) { onboardPartner(input: $i) { partner { id } } }",
                  {"i": {"tenantId": tid, "name": "Bench Partner", "domain": f"bench-{tid[:8]}.example",
                         "partnerType": "DIRECT_BILL", "partnerNetworkId": f"PN-{tid[:12]}"}})
-    partner = Client(port, token(tid, ["admin_agent"]))
+    partner = Client(url, token(tid, ["admin_agent"]))
     customer_ids, subscriptions = [], []
     for c in range(customers):
         cid = partner.gql("mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { customer { id } } }",
