@@ -175,25 +175,40 @@ def free_port():
     return port
 
 
-def bench_backend(name, database_url, args):
+def start_server(name, database_url, binary, extra_env=None):
+    """Starts `partnerhub serve` on a free port (budget off, runner hourly); returns (process, port)
+    once /readyz answers 200."""
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url, PARTNERHUB_LISTEN=f"127.0.0.1:{port}",
                PARTNERHUB_JWT_SECRET=SECRET.decode(), PARTNERHUB_TENANT_BUDGET="0", RUST_LOG="warn",
-               PARTNERHUB_LIFECYCLE_INTERVAL_SECS="3600")
+               PARTNERHUB_LIFECYCLE_INTERVAL_SECS="3600", **(extra_env or {}))
     log = open(f"{tempfile.gettempdir()}/bench-backends-{name}.log", "w")
-    server = subprocess.Popen([args.bin, "serve"], env=env, stdout=log, stderr=log)
+    server = subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=log)
+    log.close()
+    for _ in range(600):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/readyz")
+            if c.getresponse().status == 200:
+                return server, port
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError(f"{name}: the server did not start")
+
+
+def stop_server(server):
+    server.terminate()
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def bench_backend(name, database_url, args):
+    server, port = start_server(name, database_url, args.bin)
     sampler = RssSampler(server.pid)
     try:
-        for _ in range(600):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(f"{name}: the server did not start")
         started = time.perf_counter()
         tid, customers, subscriptions = seed(port, args.customers)
         seeded = time.perf_counter() - started
@@ -214,12 +229,7 @@ def bench_backend(name, database_url, args):
         return results
     finally:
         sampler.stop.set()
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        stop_server(server)
 
 
 def main():
