@@ -429,3 +429,34 @@ async fn r16_subscriptions_past_their_term_show_renewed_or_expired_at_read_time(
     assert_eq!(data["expired"]["totalCount"], 1);
     assert_eq!(data["active"]["totalCount"], 1);
 }
+
+/// `access::rows` decodes customers and subscriptions by column position (for speed): on every
+/// row of the demo world (all channels, optional columns both set and empty) it gives exactly what
+/// SeaORM's decoding by column name gives.
+#[tokio::test]
+async fn rows_decoded_by_position_equal_rows_decoded_by_name() {
+    use entity::{customer, subscription};
+    use partnerhub::access::rows;
+    use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, QueryTrait};
+
+    let (app, _) = demo_app().await;
+    let backend = app.db.get_database_backend();
+
+    let by_name = subscription::Entity::find().order_by_asc(subscription::Column::Id).all(&app.db).await.unwrap();
+    let statement = subscription::Entity::find().order_by_asc(subscription::Column::Id).build(backend);
+    let rows = app.db.query_all_raw(statement).await.unwrap();
+    let by_position: Vec<_> = rows.iter().map(|row| rows::subscription(row).unwrap()).collect();
+    assert!(by_name.len() >= 10, "the demo world has subscriptions of every channel");
+    assert!(by_name.iter().any(|s| s.partner_id.is_some()) && by_name.iter().any(|s| s.partner_id.is_none()));
+    assert!(
+        by_name.iter().any(|s| s.external_reference.is_some()) && by_name.iter().any(|s| s.migrated_from_id.is_some())
+    );
+    assert_eq!(by_position, by_name);
+
+    let by_name = customer::Entity::find().order_by_asc(customer::Column::Id).all(&app.db).await.unwrap();
+    let statement = customer::Entity::find().order_by_asc(customer::Column::Id).build(backend);
+    let rows = app.db.query_all_raw(statement).await.unwrap();
+    let by_position: Vec<_> = rows.iter().map(|row| rows::customer(row).unwrap()).collect();
+    assert!(!by_name.is_empty());
+    assert_eq!(by_position, by_name);
+}

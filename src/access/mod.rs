@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::auth::{Principal, Tenant};
 
 mod reader;
+pub mod rows;
 
 pub use reader::{
     Cursor, CursorKey, Page, PageArgs, Reader, Sort, TotalCount, Visible, page_from_rows, page_from_sorted_rows,

@@ -16,7 +16,7 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, IdenStatic, Order, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Select, Value,
 };
-use sea_orm::{ConnectionTrait, FromQueryResult};
+use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -31,10 +31,15 @@ pub trait Visible: EntityTrait {
     fn id_column() -> Self::Column;
     /// The primary key of a row.
     fn id_of(model: &Self::Model) -> Uuid;
+    /// A row whose first columns are this table's, in the entity's order (what every read here
+    /// selects): by position for the hottest tables ([`super::rows`]), else by name.
+    fn decode(row: &QueryResult) -> Result<Self::Model, DbErr> {
+        Self::Model::from_query_result(row, "")
+    }
 }
 
 macro_rules! visible {
-    ($module:ident, $select:ident) => {
+    ($module:ident, $select:ident $(, $decode:path)?) => {
         impl Visible for $module::Entity {
             fn visible(scope: &Scope) -> Select<Self> {
                 scope.$select()
@@ -45,13 +50,16 @@ macro_rules! visible {
             fn id_of(model: &Self::Model) -> Uuid {
                 model.id
             }
+            $(fn decode(row: &QueryResult) -> Result<Self::Model, DbErr> {
+                $decode(row)
+            })?
         }
     };
 }
 
 visible!(partner, partners);
-visible!(customer, customers);
-visible!(subscription, subscriptions);
+visible!(customer, customers, super::rows::customer);
+visible!(subscription, subscriptions, super::rows::subscription);
 visible!(relationship, relationships);
 visible!(subscription_transfer, transfers);
 visible!(audit_event, audit_events);
@@ -179,17 +187,28 @@ impl Reader {
         &self.scope
     }
 
+    /// The rows of a select of whole rows of `E`, decoded with [`Visible::decode`].
+    async fn all<E: Visible>(&self, select: Select<E>) -> ApiResult<Vec<E::Model>> {
+        self.decode_all::<E>(select.build(self.db.get_database_backend())).await
+    }
+
+    /// The rows of a statement whose first columns are those of `E`, decoded with [`Visible::decode`].
+    async fn decode_all<E: Visible>(&self, statement: Statement) -> ApiResult<Vec<E::Model>> {
+        let rows = self.db.query_all_raw(statement).await?;
+        Ok(rows.iter().map(E::decode).collect::<Result<_, _>>()?)
+    }
+
     /// The visible rows among `ids` (any order; invisible or unknown ids are left out).
     pub async fn by_ids<E: Visible>(&self, ids: &[Uuid]) -> ApiResult<Vec<E::Model>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(E::visible(&self.scope).filter(E::id_column().is_in(ids.iter().copied())).all(&self.db).await?)
+        self.all::<E>(E::visible(&self.scope).filter(E::id_column().is_in(ids.iter().copied()))).await
     }
 
     /// One visible row, or `None`.
     pub async fn by_id<E: Visible>(&self, id: Uuid) -> ApiResult<Option<E::Model>> {
-        Ok(E::visible(&self.scope).filter(E::id_column().eq(id)).one(&self.db).await?)
+        Ok(self.all::<E>(E::visible(&self.scope).filter(E::id_column().eq(id)).limit(1)).await?.into_iter().next())
     }
 
     /// A page of the visible rows matching `filter`, keyset-paginated.
@@ -217,7 +236,7 @@ impl Reader {
         if let Some((column, _)) = &sort.column {
             query = query.order_by(*column, sort.direction.clone());
         }
-        let rows = query.order_by(E::id_column(), sort.direction.clone()).limit(args.first + 1).all(&self.db).await?;
+        let rows = self.all::<E>(query.order_by(E::id_column(), sort.direction.clone()).limit(args.first + 1)).await?;
         Ok(into_page::<E>(rows, sort, args.first, total))
     }
 
@@ -247,8 +266,7 @@ impl Reader {
             .order_by(parent, Order::Asc)
             .order_by(id, Order::Asc)
             .to_owned();
-        let statement = self.db.get_database_backend().build(&outer);
-        Ok(E::find().from_raw_sql(statement).all(&self.db).await?)
+        self.decode_all::<E>(self.db.get_database_backend().build(&outer)).await
     }
 
     /// How many visible rows matching `filter` each parent has, in one statement.
@@ -363,7 +381,7 @@ impl Reader {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let parent: Uuid = row.try_get("", "ph_parent")?;
-            out.push((parent, E::Model::from_query_result(&row, "")?));
+            out.push((parent, E::decode(&row)?));
         }
         Ok(out)
     }
@@ -388,12 +406,7 @@ impl Reader {
 
     /// Plain visible rows matching `filter` (small, bounded lists only).
     pub async fn list<E: Visible>(&self, filter: Condition, limit: u64) -> ApiResult<Vec<E::Model>> {
-        Ok(E::visible(&self.scope)
-            .filter(filter)
-            .order_by(E::id_column(), Order::Asc)
-            .limit(limit)
-            .all(&self.db)
-            .await?)
+        self.all::<E>(E::visible(&self.scope).filter(filter).order_by(E::id_column(), Order::Asc).limit(limit)).await
     }
 
     /// Which of `ids`, all nodes of the GraphQL type `node_type` (`Partner`, `Customer`,
