@@ -8,7 +8,7 @@ use crate::auth::{TenantCache, Verifier};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::graphql::budget::Budgets;
-use crate::graphql::{AppSchema, build_schema};
+use crate::graphql::{AppSchema, build_execution_schema, build_schema};
 
 /// Everything handlers share; cheap to clone.
 #[derive(Clone)]
@@ -16,7 +16,11 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub db: DatabaseConnection,
+    /// The schema with the cost guard: every operation is checked (bounds, depth, cost, budget) here.
     pub schema: AppSchema,
+    /// The same schema without the guard: HTTP operations run here once checked (see
+    /// `graphql::build_execution_schema`).
+    pub exec_schema: AppSchema,
     pub verifier: Verifier,
     pub settings: Settings,
     pub clock: Clock,
@@ -38,11 +42,23 @@ impl AppState {
         crate::metrics::install();
         let budgets = Arc::new(Budgets::new(settings.limits.budgets));
         let schema = build_schema(&settings.limits, budgets);
+        let exec_schema = build_execution_schema();
         let tenants = Arc::new(TenantCache::new(settings.tenant_cache_ttl, crate::auth::cache::DEFAULT_CAPACITY));
         let shutdown = tokio_util::sync::CancellationToken::new();
         let feed = Arc::new(crate::events::feed::Feed::new(db.clone(), clock.clone(), shutdown.clone()));
         let ws_sockets = Arc::new(tokio::sync::Semaphore::new(settings.limits.ws_max_sockets));
-        Ok(Self(Arc::new(Inner { db, schema, verifier, settings, clock, tenants, shutdown, feed, ws_sockets })))
+        Ok(Self(Arc::new(Inner {
+            db,
+            schema,
+            exec_schema,
+            verifier,
+            settings,
+            clock,
+            tenants,
+            shutdown,
+            feed,
+            ws_sockets,
+        })))
     }
 }
 

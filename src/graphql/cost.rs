@@ -50,6 +50,12 @@ pub fn coded_error(code: Code, message: impl Into<String>) -> ServerError {
 /// layer does this, and hands the parsed document over).
 pub struct DocumentChecked;
 
+/// Request data: check the operation only. When every check passes (and the budget is charged),
+/// the flag is set and the engine stops before executing, with an error that only says so; the
+/// caller then runs the operation on the schema without the extension
+/// (`graphql::build_execution_schema`).
+pub struct ValidateOnly(pub Arc<std::sync::atomic::AtomicBool>);
+
 /// The extension factory installed on the schema.
 pub struct CostGuard {
     budgets: Arc<Budgets>,
@@ -227,6 +233,10 @@ impl Extension for PerRequest {
                 error.extensions.get_or_insert_with(Default::default).set("retryAfter", charge.retry_after_secs);
                 return Err(vec![error]);
             }
+        }
+        if let Some(ValidateOnly(passed)) = ctx.data_opt::<ValidateOnly>() {
+            passed.store(true, std::sync::atomic::Ordering::Release);
+            return Err(vec![ServerError::new("checked; not executed", None)]);
         }
         Ok(result)
     }

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use async_graphql::parser::types::OperationType;
@@ -22,7 +24,7 @@ use serde_json::{Map, Value};
 use crate::error::{ApiError, Code};
 use crate::graphql::budget::BudgetKey;
 use crate::graphql::context::RequestCtx;
-use crate::graphql::cost::DocumentChecked;
+use crate::graphql::cost::{DocumentChecked, ValidateOnly};
 use crate::state::AppState;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -348,14 +350,23 @@ async fn execute(
         Err(_) => BudgetKey::Anonymous(client),
     };
     let is_query = document.operations.iter().all(|(_, op)| op.node.ty == OperationType::Query);
-    let mut request = async_graphql::Request::new(params.query)
-        .variables(Variables::from_json(Value::Object(params.variables)))
-        .data(ctx)
+    let mut document = document;
+    crate::graphql::document::hoist_typename_directives(&mut document);
+    let variables = Variables::from_json(Value::Object(params.variables));
+    // Checked first (bounds, depth, cost, budget: `graphql::cost`) on the guarded schema, then run on
+    // the schema without the extension (`graphql::build_execution_schema`). Both take the document
+    // parsed above instead of parsing it again.
+    let passed = Arc::new(AtomicBool::new(false));
+    let mut check = async_graphql::Request::new(params.query.clone())
+        .variables(variables.clone())
         .data(budget_key)
-        .data(DocumentChecked);
-    // The engine takes the document parsed above instead of parsing it again.
+        .data(DocumentChecked)
+        .data(ValidateOnly(passed.clone()));
+    check.set_parsed_query(document.clone());
+    let mut request = async_graphql::Request::new(params.query).variables(variables).data(ctx);
     request.set_parsed_query(document);
     if let Some(name) = &params.operation_name {
+        check = check.operation_name(name.clone());
         request = request.operation_name(name.clone());
     }
     let _ = params.extensions;
@@ -364,11 +375,20 @@ async fn execute(
     // instead of being cut between `BEGIN` and `COMMIT` (see docs on cancellation safety).
     // Past the request time limit a read is stopped (nothing of it is left running); a mutation
     // is never stopped halfway: its answer is awaited, since its transaction is short and bounded.
-    let schema = state.schema.clone();
+    let (schema, exec_schema) = (state.schema.clone(), state.exec_schema.clone());
     let statements = crate::metrics::statement_counter();
     let counted = statements.clone();
-    let mut task =
-        tokio::spawn(async move { crate::metrics::counting_statements(counted, schema.execute(request)).await });
+    let mut task = tokio::spawn(async move {
+        let checked = schema.execute(check).await;
+        if !passed.load(Ordering::Acquire) {
+            return checked;
+        }
+        let mut response = crate::metrics::counting_statements(counted, exec_schema.execute(request)).await;
+        if let Some(cost) = checked.extensions.get("cost") {
+            response.extensions.insert("cost".into(), cost.clone());
+        }
+        response
+    });
     let timeout = settings.limits.request_timeout;
     let joined = match tokio::time::timeout(timeout, &mut task).await {
         Ok(joined) => joined,
