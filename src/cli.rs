@@ -118,6 +118,9 @@ pub struct ServeArgs {
     /// Most connections served at once; more wait in the kernel's accept queue.
     #[arg(long, env = "PARTNERHUB_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Seconds a client may take to send a request's whole body (answered 408 after).
+    #[arg(long, env = "PARTNERHUB_BODY_READ_TIMEOUT_SECS", default_value_t = Limits::default().body_read_timeout.as_secs())]
+    pub body_read_timeout_secs: u64,
     /// Seconds a client may take to send a request's headers (and to start its next one).
     #[arg(long, env = "PARTNERHUB_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
@@ -317,6 +320,7 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
             max_body_bytes: args.max_body_bytes,
             max_response_bytes: args.max_response_bytes,
             request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
+            body_read_timeout: std::time::Duration::from_secs(args.body_read_timeout_secs.max(1)),
             max_in_flight: args.max_in_flight.max(1),
             budgets: BudgetSettings {
                 tenant: BucketSettings { capacity: args.tenant_budget, refill_per_sec: args.tenant_budget_refill },

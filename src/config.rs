@@ -84,6 +84,8 @@ pub struct Limits {
     pub max_response_bytes: usize,
     /// Longest a request may run; a read past it is stopped.
     pub request_timeout: std::time::Duration,
+    /// Longest a client may take to send a request's whole body (answered 408 after).
+    pub body_read_timeout: std::time::Duration,
     /// Most requests handled at once; more are answered 503 at once.
     pub max_in_flight: usize,
     /// Per-tenant cost budgets.
@@ -109,6 +111,7 @@ impl Default for Limits {
             max_node_ids: 100,
             max_response_bytes: 16 * 1024 * 1024,
             request_timeout: std::time::Duration::from_secs(30),
+            body_read_timeout: std::time::Duration::from_secs(15),
             max_in_flight: 512,
             budgets: crate::graphql::budget::BudgetSettings::default(),
             ws_init_timeout: std::time::Duration::from_secs(10),

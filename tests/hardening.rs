@@ -409,3 +409,251 @@ async fn a_client_that_trickles_its_headers_is_disconnected() {
     let rest = String::from_utf8_lossy(&rest);
     assert!(!rest.contains("200 OK"), "{rest}");
 }
+
+/// How long a socket test waits for anything the server should send.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Limits of a listening loop that stay out of the way of the bound under test.
+fn roomy_serve_limits() -> partnerhub::http::server::ServeLimits {
+    partnerhub::http::server::ServeLimits {
+        max_connections: 16,
+        header_read_timeout: std::time::Duration::from_secs(30),
+    }
+}
+
+/// A response read off a socket.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads more bytes into `buffer`; fails the test when nothing comes within [`PATIENCE`] or the
+/// server hangs up.
+async fn read_more(stream: &mut (impl tokio::io::AsyncRead + Unpin), buffer: &mut Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 8192];
+    let n = tokio::time::timeout(PATIENCE, stream.read(&mut chunk))
+        .await
+        .unwrap_or_else(|_| panic!("nothing from the server in {} s", PATIENCE.as_secs()))
+        .expect("read");
+    assert!(n > 0, "the server hung up; received: {}", String::from_utf8_lossy(buffer));
+    buffer.extend_from_slice(&chunk[..n]);
+}
+
+/// Reads one response head (also a `100 Continue`): its status and headers; `buffer` keeps what
+/// follows it.
+async fn read_head(
+    stream: &mut (impl tokio::io::AsyncRead + Unpin),
+    buffer: &mut Vec<u8>,
+) -> (u16, Vec<(String, String)>) {
+    let end = loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        read_more(stream, buffer).await;
+    };
+    let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+    buffer.drain(..end + 4);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    (status, headers)
+}
+
+/// Reads one whole response (its body sized by `Content-Length`).
+async fn read_answer(stream: &mut (impl tokio::io::AsyncRead + Unpin), buffer: &mut Vec<u8>) -> Answer {
+    let (status, headers) = read_head(stream, buffer).await;
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or_else(|| panic!("no content-length: {headers:?}"));
+    while buffer.len() < length {
+        read_more(stream, buffer).await;
+    }
+    let bytes: Vec<u8> = buffer.drain(..length).collect();
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+    Answer { status, headers, body }
+}
+
+/// `POST /graphql` of `query` as raw HTTP/1.1.
+fn raw_graphql_request(query: &str) -> String {
+    let body = json!({ "query": query }).to_string();
+    format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Sends `{ __typename }` on a fresh connection and returns the answer.
+async fn typename_over_a_socket(addr: std::net::SocketAddr) -> Answer {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(raw_graphql_request("{ __typename }").as_bytes()).await.expect("write");
+    read_answer(&mut stream, &mut Vec::new()).await
+}
+
+/// The answer is a plain, successful `{ __typename }`.
+fn assert_typename(answer: &Answer) {
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.body["data"]["__typename"], "Query", "{}", answer.body);
+}
+
+#[tokio::test]
+async fn a_response_over_the_size_limit_is_replaced_by_a_graphql_error() {
+    let mut settings = Settings::development(SECRET);
+    settings.limits.max_response_bytes = 1024;
+    let app = TestApp::with_settings(settings).await;
+    let tid = partner_with_customers(&app, 20, 0).await;
+    let token = app.token(tid, &["admin_agent"]);
+    let page = |first: u32| format!("{{ customers(first: {first}) {{ nodes {{ id companyName }} }} }}");
+
+    // Twenty customers (an id of 40-odd characters each) do not fit in 1 KiB.
+    let request = crate::common::graphql_post(Some(&token), None, &page(20), json!({}));
+    let (status, headers, body) = app.send(request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{body}");
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("PARTNERHUB_MAX_RESPONSE_BYTES") && message.contains("1024"), "{message}");
+    assert!(body.get("data").is_none(), "no part of the oversized answer is sent: {body}");
+    let content_type = headers["content-type"].to_str().expect("ascii");
+    assert!(content_type.starts_with("application/json"), "{content_type}");
+    let sent = serde_json::to_vec(&body).expect("json").len();
+    assert!(sent <= 1024, "the error itself is {sent} bytes");
+
+    // A smaller page of the same query fits and is served whole.
+    let body = app.gql_as(Some(&token), &page(2), json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["customers"]["nodes"].as_array().map(Vec::len), Some(2), "{body}");
+    assert_alive(&app).await;
+}
+
+#[tokio::test]
+async fn requests_past_the_in_flight_limit_get_503_rate_limited_with_retry_after() {
+    use tokio::io::AsyncWriteExt;
+    let mut settings = Settings::development(SECRET);
+    settings.limits.max_in_flight = 1;
+    // The request held open below must not be stopped by the body timeout meanwhile.
+    settings.limits.body_read_timeout = std::time::Duration::from_secs(120);
+    let app = TestApp::with_settings(settings).await;
+    let addr = listen(&app, roomy_serve_limits()).await;
+
+    // One request in flight: its handler is reading a body that has not all arrived. With `Expect:
+    // 100-continue` the server says when it starts reading the body, that is once the request
+    // holds its place; no guess about timing.
+    let body = json!({ "query": "{ __typename }" }).to_string();
+    let mut held = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\n\
+         Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    held.write_all(head.as_bytes()).await.expect("write");
+    let mut held_buffer = Vec::new();
+    let (status, _) = read_head(&mut held, &mut held_buffer).await;
+    assert_eq!(status, 100, "the server should ask for the body");
+    held.write_all(&body.as_bytes()[..5]).await.expect("write");
+
+    // Meanwhile every other request is refused at once, with a GraphQL error and Retry-After.
+    for _ in 0..3 {
+        let answer = typename_over_a_socket(addr).await;
+        assert_eq!(answer.status, 503, "{}", answer.body);
+        assert_eq!(error_code(&answer.body), Some("RATE_LIMITED"), "{}", answer.body);
+        assert!(answer.body["errors"][0]["message"].is_string(), "{}", answer.body);
+        assert!(answer.body.get("data").is_none(), "{}", answer.body);
+        assert_eq!(answer.header("retry-after"), Some("1"));
+        assert!(answer.header("content-type").is_some_and(|t| t.starts_with("application/json")));
+    }
+
+    // The request in flight is not disturbed: its body completes and it is answered.
+    held.write_all(&body.as_bytes()[5..]).await.expect("write");
+    assert_typename(&read_answer(&mut held, &mut held_buffer).await);
+    // Its place is free again: the next request is served.
+    assert_typename(&typename_over_a_socket(addr).await);
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_408_with_a_graphql_error() {
+    use tokio::io::AsyncWriteExt;
+    let mut settings = Settings::development(SECRET);
+    settings.limits.body_read_timeout = std::time::Duration::from_secs(1);
+    let app = TestApp::with_settings(settings).await;
+    let addr = listen(&app, roomy_serve_limits()).await;
+    let head = "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\n\
+                Content-Length: 4096\r\n\r\n{\"query\":\"{ __typename }\"";
+    let assert_408 = |answer: &Answer| {
+        assert_eq!(answer.status, 408, "{}", answer.body);
+        assert_eq!(error_code(&answer.body), Some("BAD_USER_INPUT"), "{}", answer.body);
+        let message = answer.body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("PARTNERHUB_BODY_READ_TIMEOUT_SECS"), "{message}");
+        assert!(answer.body.get("data").is_none(), "{}", answer.body);
+    };
+
+    // Part of a body, then silence.
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stalled.write_all(head.as_bytes()).await.expect("write");
+    assert_408(&read_answer(&mut stalled, &mut Vec::new()).await);
+
+    // A body trickled a byte at a time, each byte well within the limit of the one before: the
+    // limit is on the whole body, so this client is stopped too.
+    let (mut reader, mut writer) = tokio::net::TcpStream::connect(addr).await.expect("connect").into_split();
+    writer.write_all(head.as_bytes()).await.expect("write");
+    let trickle = tokio::spawn(async move {
+        for _ in 0..(4 * PATIENCE.as_secs()) {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            if writer.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    });
+    assert_408(&read_answer(&mut reader, &mut Vec::new()).await);
+    trickle.abort();
+
+    // A client that sends its body is served as ever.
+    assert_typename(&typename_over_a_socket(addr).await);
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::new().await;
+    let limits = partnerhub::http::server::ServeLimits {
+        max_connections: 1,
+        header_read_timeout: std::time::Duration::from_secs(30),
+    };
+    let addr = listen(&app, limits).await;
+
+    // The one connection allowed is served, and kept open.
+    let mut first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut first_buffer = Vec::new();
+    first.write_all(raw_graphql_request("{ __typename }").as_bytes()).await.expect("write");
+    assert_typename(&read_answer(&mut first, &mut first_buffer).await);
+
+    // A second connection is accepted by the kernel, but its request is not served while the
+    // first connection is open.
+    let mut second = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    second.write_all(raw_graphql_request("{ __typename }").as_bytes()).await.expect("write");
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(std::time::Duration::from_secs(1), second.read(&mut byte)).await;
+    assert!(early.is_err(), "a connection past PARTNERHUB_MAX_CONNECTIONS was served: {early:?}");
+
+    // The connection being served is not disturbed by the one waiting.
+    first.write_all(raw_graphql_request("{ __typename }").as_bytes()).await.expect("write");
+    assert_typename(&read_answer(&mut first, &mut first_buffer).await);
+
+    // Once it closes, the waiting connection is served.
+    drop(first);
+    assert_typename(&read_answer(&mut second, &mut Vec::new()).await);
+}

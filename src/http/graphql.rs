@@ -209,10 +209,21 @@ pub async fn post(
             &[(Code::BadUserInput, "send the request as `Content-Type: application/json`".into())],
         );
     }
-    let body = match axum::body::to_bytes(body, state.settings.limits.max_body_bytes).await {
-        Ok(body) => body,
-        Err(err) => return body_error(format, state.settings.limits.max_body_bytes, err),
-    };
+    // The whole body must arrive within the limit: a client trickling a byte at a time is stopped
+    // as surely as one that goes quiet.
+    let limits = &state.settings.limits;
+    let body =
+        match tokio::time::timeout(limits.body_read_timeout, axum::body::to_bytes(body, limits.max_body_bytes)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(err)) => return body_error(format, limits.max_body_bytes, err),
+            Err(_) => {
+                let message = format!(
+                    "the request body did not arrive within {} s (PARTNERHUB_BODY_READ_TIMEOUT_SECS)",
+                    limits.body_read_timeout.as_secs()
+                );
+                return error_response(StatusCode::REQUEST_TIMEOUT, format, &[(Code::BadUserInput, message)]);
+            }
+        };
     match params_from_json(&body) {
         Ok(params) => execute(state, headers, client, format, params, false).await,
         Err(message) => bad_request(format, message),
@@ -548,8 +559,8 @@ fn auth_error(status: StatusCode, format: Format, err: ApiError) -> Response {
     response
 }
 
-/// A body that could not be read: too large (413), too slow (408) or broken (400), each answered
-/// as a GraphQL error body.
+/// A body that could not be read: too large (413) or broken (400), each answered as a GraphQL error
+/// body (one too slow is answered 408 by `post`).
 fn body_error(format: Format, limit: usize, err: axum::Error) -> Response {
     let inner = err.into_inner();
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
@@ -557,10 +568,6 @@ fn body_error(format: Format, limit: usize, err: axum::Error) -> Response {
         if error.is::<http_body_util::LengthLimitError>() {
             let message = format!("the request body is larger than {limit} bytes (PARTNERHUB_MAX_BODY_BYTES)");
             return error_response(StatusCode::PAYLOAD_TOO_LARGE, format, &[(Code::BadUserInput, message)]);
-        }
-        if error.is::<tower_http::timeout::TimeoutError>() {
-            let message = "the request body did not arrive in time".to_owned();
-            return error_response(StatusCode::REQUEST_TIMEOUT, format, &[(Code::BadUserInput, message)]);
         }
         cause = error.source();
     }

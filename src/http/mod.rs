@@ -14,7 +14,6 @@ use axum::error_handling::HandleErrorLayer;
 use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
@@ -67,7 +66,6 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(overloaded))
@@ -89,9 +87,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_request(sanitize_request_id))
         .with_state(state)
 }
-
-/// Longest a client may take to send a request body.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// More requests in flight than `PARTNERHUB_MAX_IN_FLIGHT`: refused at once rather than queued.
 async fn overloaded(_: tower::BoxError) -> Response {
