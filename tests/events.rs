@@ -500,13 +500,13 @@ async fn an_event_whose_id_commits_after_a_later_one_is_still_delivered_once() {
     let early = row("early").insert(&slow).await.expect("insert");
     // …while a later id commits and is delivered.
     let late = row("late").insert(&app.db).await.expect("insert");
-    partnerhub::events::feed::notify_committed();
+    app.state.feed.commits().committed();
     assert!(late.id > early.id);
     let got = collect(&mut ws, &[("all", 1)]).await;
     assert_eq!(got["all"][0]["details"]["step"], "late");
     // The earlier id commits last: it is delivered too, once.
     slow.commit().await.expect("commit");
-    partnerhub::events::feed::notify_committed();
+    app.state.feed.commits().committed();
     let input = json!({"companyName": "Marker", "domain": "marker.example", "country": "US"});
     app.data(&p, CREATE_CUSTOMER, json!({"input": input})).await;
     let got = collect(&mut ws, &[("all", 2)]).await;
