@@ -426,10 +426,18 @@ async fn a_subscriber_of_one_server_hears_a_mutation_made_through_another() {
     }
     let app = TestApp::new().await;
     let addr_a = serve(&app).await;
+    // Server B, a second instance in this process: its feed is woken in process only by B's own
+    // commits (none here), and polls once a minute; within GUARD (10 s), only A's NOTIFY can
+    // wake it. This test fails if NOTIFY or LISTEN is broken.
+    let mut settings_b = app.settings.clone();
+    settings_b.feed.poll_interval = Duration::from_secs(60);
     let db_b = partnerhub::db::connect(&app.url).await.expect("connect");
-    let state_b = partnerhub::state::AppState::new(db_b, app.settings.clone(), app.clock.clone()).expect("state");
+    let state_b = partnerhub::state::AppState::new(db_b, settings_b, app.clock.clone()).expect("state");
     let addr_b = serve_state(state_b.clone()).await;
     let _ = addr_a;
+    // Before this, B's feed may be woken once more by LISTEN coming up (it looks at the outbox
+    // when it starts listening); from here on, only a NOTIFY wakes it.
+    tokio::time::timeout(GUARD, state_b.feed.listening()).await.expect("B listens");
 
     // The committing instance's feed notifies every listener of the database.
     let mut listener = sqlx::postgres::PgListener::connect(&app.url).await.expect("listen");
