@@ -348,6 +348,7 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
             lease: std::time::Duration::from_secs(args.webhook_lease_secs.max(30)),
             ..crate::config::WebhookSettings::default()
         },
+        feed: crate::events::feed::FeedSettings::default(),
     };
 
     let db = db::connect_with_pool_size(database_url, db_pool_size).await?;
@@ -368,6 +369,7 @@ async fn serve(database_url: &str, db_pool_size: Option<u32>, args: ServeArgs) -
     let runner = crate::domain::runner::spawn(
         state.shutdown.clone(),
         state.db.clone(),
+        state.feed.commits(),
         settings.platform_tenant,
         state.clock.clone(),
         std::time::Duration::from_secs(args.lifecycle_interval_secs.max(1)),

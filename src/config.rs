@@ -26,6 +26,9 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     /// Webhook registration checks and delivery timing (`docs/webhooks.md`).
     pub webhooks: WebhookSettings,
+    /// The live event feed's poll interval and buffer (not configurable from the CLI: the defaults
+    /// are production's; tests change them).
+    pub feed: crate::events::feed::FeedSettings,
 }
 
 /// Webhooks: which endpoints may be registered, and how deliveries are sent and retried.
@@ -134,6 +137,7 @@ impl Settings {
             tenant_cache_ttl: crate::auth::cache::DEFAULT_TTL,
             metrics_token: None,
             webhooks: WebhookSettings::default(),
+            feed: crate::events::feed::FeedSettings::default(),
         }
     }
 }

@@ -92,6 +92,7 @@ async fn run(state: &AppState, tenant: Uuid, roles: &[&str], query: &str, variab
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let ctx = RequestCtx::new(
         &state.db,
+        state.feed.commits(),
         Some(principal),
         state.clock.now(),
         state.settings.limits,

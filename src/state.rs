@@ -45,7 +45,7 @@ impl AppState {
         let exec_schema = build_execution_schema();
         let tenants = Arc::new(TenantCache::new(settings.tenant_cache_ttl, crate::auth::cache::DEFAULT_CAPACITY));
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let feed = Arc::new(crate::events::feed::Feed::new(db.clone(), clock.clone(), shutdown.clone()));
+        let feed = Arc::new(crate::events::feed::Feed::new(db.clone(), clock.clone(), shutdown.clone(), settings.feed));
         let ws_sockets = Arc::new(tokio::sync::Semaphore::new(settings.limits.ws_max_sockets));
         Ok(Self(Arc::new(Inner {
             db,

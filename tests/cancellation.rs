@@ -340,7 +340,7 @@ async fn disconnect_mid_mutation_leaves_no_half_applied_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dropped_writes_leave_no_connection_inside_a_transaction() {
     let app = TestApp::new().await;
-    let writer = Writer::new(app.db.clone());
+    let writer = Writer::new(app.db.clone(), app.state.feed.commits());
     let seed: u64 = rand::rng().random();
     eprintln!("dropped writes seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);

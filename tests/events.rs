@@ -1,8 +1,10 @@
 //! The live `events` stream over WebSocket (`/graphql/ws`, graphql-transport-ws), against a real
-//! server on 127.0.0.1: R1 at delivery, filters, every close code of the protocol, and (on
-//! PostgreSQL) a mutation made through one server heard by a subscriber of another.
+//! server on 127.0.0.1: R1 at delivery, filters, every close code of the protocol, (on
+//! PostgreSQL) a mutation made through one server heard by a subscriber of another, and a
+//! subscriber further behind than the buffer ended with `EVENTS_LAGGED` (in process).
 //!
-//! Timeouts here are hang guards only; no test depends on how fast anything is.
+//! Timeouts here are hang guards only, with one exception: the two-server test expects the other
+//! server's subscriber within 10 s, where without `NOTIFY` it would wait for a 60 s poll.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -426,10 +428,18 @@ async fn a_subscriber_of_one_server_hears_a_mutation_made_through_another() {
     }
     let app = TestApp::new().await;
     let addr_a = serve(&app).await;
+    // Server B, a second instance in this process: its feed is woken in process only by B's own
+    // commits (none here), and polls once a minute; within GUARD (10 s), only A's NOTIFY can
+    // wake it. This test fails if NOTIFY or LISTEN is broken.
+    let mut settings_b = app.settings.clone();
+    settings_b.feed.poll_interval = Duration::from_secs(60);
     let db_b = partnerhub::db::connect(&app.url).await.expect("connect");
-    let state_b = partnerhub::state::AppState::new(db_b, app.settings.clone(), app.clock.clone()).expect("state");
+    let state_b = partnerhub::state::AppState::new(db_b, settings_b, app.clock.clone()).expect("state");
     let addr_b = serve_state(state_b.clone()).await;
     let _ = addr_a;
+    // Before this, B's feed may be woken once more by LISTEN coming up (it looks at the outbox
+    // when it starts listening); from here on, only a NOTIFY wakes it.
+    tokio::time::timeout(GUARD, state_b.feed.listening()).await.expect("B listens");
 
     // The committing instance's feed notifies every listener of the database.
     let mut listener = sqlx::postgres::PgListener::connect(&app.url).await.expect("listen");
@@ -500,13 +510,13 @@ async fn an_event_whose_id_commits_after_a_later_one_is_still_delivered_once() {
     let early = row("early").insert(&slow).await.expect("insert");
     // …while a later id commits and is delivered.
     let late = row("late").insert(&app.db).await.expect("insert");
-    partnerhub::events::feed::notify_committed();
+    app.state.feed.commits().committed();
     assert!(late.id > early.id);
     let got = collect(&mut ws, &[("all", 1)]).await;
     assert_eq!(got["all"][0]["details"]["step"], "late");
     // The earlier id commits last: it is delivered too, once.
     slow.commit().await.expect("commit");
-    partnerhub::events::feed::notify_committed();
+    app.state.feed.commits().committed();
     let input = json!({"companyName": "Marker", "domain": "marker.example", "country": "US"});
     app.data(&p, CREATE_CUSTOMER, json!({"input": input})).await;
     let got = collect(&mut ws, &[("all", 2)]).await;
@@ -568,4 +578,70 @@ async fn sockets_past_the_instance_limit_are_refused_with_503() {
         Err(other) => panic!("expected an HTTP refusal, got {other}"),
         Ok(_) => panic!("a socket past PARTNERHUB_WS_MAX_SOCKETS was accepted"),
     }
+}
+
+#[tokio::test]
+async fn a_subscriber_further_behind_than_the_buffer_is_ended_with_events_lagged() {
+    // Through the schema in process, not over a socket: a socket's reader cannot be stopped
+    // deterministically (the kernel's buffers take what the server writes), a stream nobody polls
+    // can. The server's buffer is made small: 2 batches.
+    let mut settings = Settings::development(SECRET);
+    settings.feed.channel_capacity = 2;
+    let app = TestApp::with_settings(settings).await;
+    app.state.feed.start().await.expect("event feed");
+    let (_, ptid) = onboard(&app, "Fabrikam", "fabrikam.example", "DIRECT_BILL", "PUBLIC").await;
+    let p = app.token(ptid, &["admin_agent"]);
+
+    // The slow subscriber: started, then left alone once it listens.
+    let claims = Claims {
+        tid: ptid,
+        sub: "slow".into(),
+        exp: chrono::Utc::now().timestamp() + 600,
+        roles: vec!["admin_agent".into()],
+        nbf: None,
+        iat: None,
+    };
+    let principal = partnerhub::auth::resolve_principal(&app.db, app.platform(), claims).await.expect("principal");
+    let ctx = partnerhub::graphql::context::RequestCtx::new(
+        &app.db,
+        app.state.feed.commits(),
+        Some(principal),
+        app.clock.now(),
+        app.settings.limits,
+        chrono::Duration::hours(app.settings.cancellation_window_hours),
+        "slow-subscriber".into(),
+    );
+    let (fired, listening) = tokio::sync::oneshot::channel();
+    // (Only customers: a late batch of the onboarding's events would answer at once.)
+    let request = async_graphql::Request::new(EVENTS)
+        .variables(async_graphql::Variables::from_json(json!({"types": ["CUSTOMER_CREATED"]})))
+        .data(ctx)
+        .data(app.state.feed.clone())
+        .data(partnerhub::events::Listening::new(fired));
+    let mut slow = app.state.schema.execute_stream(request);
+    tokio::select! {
+        first = slow.next() => panic!("the subscription answered before anything was committed: {first:?}"),
+        _ = listening => {}
+    }
+
+    // Four commits, each in a batch of its own (each is seen by another receiver before the next is
+    // made): more than the buffer holds.
+    let mut fast = app.state.feed.subscribe().await.expect("subscribe");
+    for i in 0..4 {
+        let input = json!({"companyName": format!("Customer {i}"), "domain": format!("c{i}.example"), "country": "US"});
+        app.data(&p, CREATE_CUSTOMER, json!({"input": input})).await;
+        loop {
+            match tokio::time::timeout(GUARD, fast.recv()).await.expect("no batch for 10 s") {
+                Ok(batch) if batch.iter().any(|e| e.event_type == "CUSTOMER_CREATED") => break,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(closed) => panic!("{closed}"),
+            }
+        }
+    }
+
+    // The slow subscriber's next message is the error, and its stream ends.
+    let response = tokio::time::timeout(GUARD, slow.next()).await.expect("hang").expect("a response");
+    let body = serde_json::to_value(&response).expect("json");
+    assert_eq!(error_code(&body), Some("EVENTS_LAGGED"), "{body}");
+    assert!(tokio::time::timeout(GUARD, slow.next()).await.expect("hang").is_none(), "the stream ends");
 }

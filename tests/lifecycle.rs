@@ -8,6 +8,7 @@ use entity::enums::{
 };
 use entity::{relationship, subscription, subscription_transfer};
 use partnerhub::domain::runner::{RunReport, run_once, spawn};
+use partnerhub::events::feed::Commits;
 use partnerhub::seed::NewSubscription;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
@@ -79,14 +80,14 @@ async fn r16_runner_renews_expires_and_records_each_change_once() {
     app.data(&platform, CREATE_CUSTOMER, json!({"input": input})).await;
 
     // Nothing is due yet.
-    let report = run_once(&app.db, app.platform(), app.clock.now(), WINDOW).await.unwrap();
+    let report = run_once(&app.db, &app.state.feed.commits(), app.platform(), app.clock.now(), WINDOW).await.unwrap();
     assert_eq!(report, RunReport::default());
 
     // 100 days later: one renewal (several terms rolled), one expiry, grant, request and transfer expired.
     app.clock.advance(Duration::days(100));
     let at = app.clock.now();
     let read_before = world(&app).await;
-    let report = run_once(&app.db, app.platform(), at, WINDOW).await.unwrap();
+    let report = run_once(&app.db, &app.state.feed.commits(), app.platform(), at, WINDOW).await.unwrap();
     assert_eq!(report.renewed, 1);
     assert_eq!(report.expired_subscriptions, 1);
     assert_eq!(report.expired_relationships, 2);
@@ -150,7 +151,10 @@ async fn r16_runner_renews_expires_and_records_each_change_once() {
         ]
     );
     let audits = entity::audit_event::Entity::find().count(&app.db).await.unwrap();
-    assert_eq!(run_once(&app.db, app.platform(), at, WINDOW).await.unwrap(), RunReport::default());
+    assert_eq!(
+        run_once(&app.db, &app.state.feed.commits(), app.platform(), at, WINDOW).await.unwrap(),
+        RunReport::default()
+    );
     assert_eq!(entity::audit_event::Entity::find().count(&app.db).await.unwrap(), audits, "idempotent");
     assert_eq!(world(&app).await, read_before);
 }
@@ -170,8 +174,8 @@ async fn r16_two_runners_racing_renew_a_subscription_exactly_once() {
     let (a, b, tenant) = (app.db.clone(), app.db.clone(), app.platform());
     let now = app.clock.now();
     let (ra, rb) = tokio::join!(
-        tokio::spawn(async move { run_once(&a, tenant, now, WINDOW).await }),
-        tokio::spawn(async move { run_once(&b, tenant, now, WINDOW).await })
+        tokio::spawn(async move { run_once(&a, &Commits::none(), tenant, now, WINDOW).await }),
+        tokio::spawn(async move { run_once(&b, &Commits::none(), tenant, now, WINDOW).await })
     );
     let (ra, rb) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
     assert_eq!(ra.renewed + rb.renewed, 10, "{ra:?} {rb:?}");
@@ -205,6 +209,7 @@ async fn r16_the_spawned_runner_applies_changes_on_time_without_any_read() {
     let runner = spawn(
         stop.clone(),
         app.db.clone(),
+        app.state.feed.commits(),
         app.platform(),
         app.clock.clone(),
         std::time::Duration::from_millis(20),
@@ -306,7 +311,7 @@ async fn r16_a_write_after_term_end_records_the_renewal_first_as_its_own_event()
         .unwrap();
     assert_eq!(renewed, 1);
     // The runner then finds nothing left to do for it.
-    let report = run_once(&app.db, app.platform(), app.clock.now(), WINDOW).await.unwrap();
+    let report = run_once(&app.db, &app.state.feed.commits(), app.platform(), app.clock.now(), WINDOW).await.unwrap();
     assert_eq!(report.renewed, 0);
 }
 

@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::access::{Scope, Visible};
 use crate::auth::{Principal, Role, Tenant};
 use crate::error::{ApiError, ApiResult, Code};
+use crate::events::feed::Commits;
 
 /// Who is writing, and when: the caller of one request (or the lifecycle runner).
 #[derive(Debug, Clone)]
@@ -126,24 +127,27 @@ pub struct Writer {
     db: DatabaseConnection,
     /// The calling partner's id: every transaction first re-reads its row and applies R17.
     partner: Option<Uuid>,
+    /// The event feed of this instance, told after each commit (`events::feed`).
+    commits: Commits,
 }
 
 impl Writer {
-    /// A writer for code acting for nobody in particular (the lifecycle runner).
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db, partner: None }
+    /// A writer for code acting for nobody in particular (the lifecycle runner), waking `commits`
+    /// (the instance's feed, [`crate::events::feed::Feed::commits`]) after each commit.
+    pub fn new(db: DatabaseConnection, commits: Commits) -> Self {
+        Self { db, partner: None, commits }
     }
 
     /// The writer of one caller. When the caller is a partner, each transaction starts by reading
     /// the partner's row as it stands and refuses with `PARTNER_SUSPENDED` (R17) when it is
     /// suspended: the principal's copy of the row may come from the tenant cache (`auth::cache`)
     /// and be seconds old, so writes never rely on it.
-    pub fn for_principal(db: DatabaseConnection, principal: &Principal) -> Self {
+    pub fn for_principal(db: DatabaseConnection, principal: &Principal, commits: Commits) -> Self {
         let partner = match &principal.tenant {
             Tenant::Partner(p) => Some(p.id),
             _ => None,
         };
-        Self { db, partner }
+        Self { db, partner, commits }
     }
 
     /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails (so a
@@ -181,8 +185,8 @@ impl Writer {
         match result {
             Ok(value) => {
                 uncancellable("COMMIT", txn.commit()).await?.map_err(commit_error)?;
-                // The live event feeds of this process look at the outbox again.
-                crate::events::feed::notify_committed();
+                // The live event feed of this instance looks at the outbox again.
+                self.commits.committed();
                 Ok(value)
             }
             Err(err) => {
@@ -200,6 +204,13 @@ impl Writer {
     /// connection of writes made of one statement (`subscriptions::change` on PostgreSQL).
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Tells this instance's event feed that a write made of one statement outside a transaction
+    /// (committed when it returned) may have written outbox rows, as [`Writer::write`] does after
+    /// a commit.
+    pub fn committed(&self) {
+        self.commits.committed();
     }
 
     /// R17 as [`Writer::write`] applies it, for a write made of one statement outside a

@@ -21,6 +21,7 @@ use super::lifecycle::effective_subscription;
 use super::{TxFuture, Writer, idempotency, versioned};
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult, Code};
+use crate::events::feed::Commits;
 
 /// Most rows of one kind handled per pass (the next pass takes the rest).
 const BATCH: u64 = 500;
@@ -40,14 +41,16 @@ pub struct RunReport {
 }
 
 /// Applies every change that is due at `now` (at most [`BATCH`] rows of each kind), each in its own
-/// transaction. `window` is the cancellation window a renewed CSP license-based term gets.
+/// transaction. `window` is the cancellation window a renewed CSP license-based term gets;
+/// `commits` wakes the instance's event feed after each ([`crate::events::feed::Feed::commits`]).
 pub async fn run_once(
     db: &DatabaseConnection,
+    commits: &Commits,
     platform_tenant: Uuid,
     now: DateTime<Utc>,
     window: Duration,
 ) -> ApiResult<RunReport> {
-    let writer = &Writer::new(db.clone());
+    let writer = &Writer::new(db.clone(), commits.clone());
     let mut report = RunReport::default();
     let by = By::system(platform_tenant, now);
 
@@ -225,6 +228,7 @@ fn log_error(err: &ApiError, what: &str) {
 pub fn spawn(
     stop: tokio_util::sync::CancellationToken,
     db: DatabaseConnection,
+    commits: Commits,
     platform_tenant: Uuid,
     clock: Clock,
     interval: StdDuration,
@@ -238,8 +242,8 @@ pub fn spawn(
                 _ = ticker.tick() => {}
                 () = stop.cancelled() => break,
             }
-            let (db, now) = (db.clone(), clock.now());
-            let pass = tokio::spawn(async move { run_once(&db, platform_tenant, now, window).await });
+            let (db, commits, now) = (db.clone(), commits.clone(), clock.now());
+            let pass = tokio::spawn(async move { run_once(&db, &commits, platform_tenant, now, window).await });
             match pass.await {
                 Ok(Ok(report)) if report != RunReport::default() => {
                     tracing::info!(?report, "lifecycle changes applied")

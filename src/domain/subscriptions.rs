@@ -552,7 +552,7 @@ async fn change_in_one_statement(
     let change = change_for(action.verb(), action.event(), &after).diff(Some(&stored), &after);
     let changed = versioned::update_subscription_recorded(db, &stored, after, &By::from(actor), change).await?;
     // As `Writer::write` does after a commit: the event feed of this instance looks at once.
-    crate::events::feed::notify_committed();
+    writer.committed();
     Ok(Some(changed))
 }
 

@@ -4,11 +4,20 @@
 //! look at it again.
 //!
 //! Wake-ups, any of which is enough:
-//! - in process: [`notify_committed`], called after every committed transaction of
+//! - in process: [`Commits::committed`], called after every committed transaction of
 //!   [`crate::domain::Writer::write`] (mutations and the lifecycle runner);
 //! - on PostgreSQL: `LISTEN partnerhub_outbox`, which the feed of the instance that committed
 //!   sends after its pass ([`announce`]), so a commit made through another instance wakes this one;
-//! - a fallback poll every [`POLL_INTERVAL`], so a lost notification only delays an event.
+//! - a fallback poll every [`FeedSettings::poll_interval`] (1 s by default), so a lost
+//!   notification only delays an event.
+//!
+//! The in-process wake-up belongs to the instance, not to the process: each [`Feed`] owns its
+//! [`Commits`] handle, and the writers of that instance carry a clone of it (the `Writer` is built
+//! from the server's state for each request, and for the lifecycle runner; a writer whose commits
+//! write no outbox rows, such as the webhook fan-out's, carries [`Commits::none`]). So two
+//! instances in one process (the tests run two servers on one database) behave as two processes
+//! do: a commit made through one wakes the other only through `NOTIFY`, and a test that sets the
+//! other's poll interval long proves that `NOTIFY`/`LISTEN` work.
 //!
 //! Gaps: on PostgreSQL, ids come from a sequence when a row is inserted, and transactions commit
 //! in any order, so id 10 may become visible after id 11. A tailer that only kept the highest id
@@ -18,12 +27,12 @@
 //! taken for a rolled-back insert and forgotten. On SQLite, writers are serialized and gaps do not
 //! arise (the same code runs, and finds none).
 //!
-//! Lag: the broadcast channel holds [`CHANNEL_CAPACITY`] batches. A subscriber that falls further
-//! behind than that is ended with an `EVENTS_LAGGED` error (see `docs/api.md`); others never wait
-//! for it.
+//! Lag: the broadcast channel holds [`FeedSettings::channel_capacity`] batches (1,024 by default).
+//! A subscriber that falls further behind than that is ended with an `EVENTS_LAGGED` error (see
+//! `docs/api.md`); others never wait for it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use entity::outbox_event;
@@ -35,26 +44,56 @@ use crate::clock::Clock;
 
 /// Most outbox rows read at once.
 pub const BATCH: u64 = 500;
-/// Longest the feed sleeps without a notification.
+/// Longest the feed sleeps without a notification, by default ([`FeedSettings::poll_interval`]).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(1000);
 /// How long an id skipped below the high-water mark is waited for.
 pub const GAP_GRACE: Duration = Duration::from_secs(10);
 /// Shortest time between two reads of the outbox: commits arriving faster are picked up together
 /// (at most 200 reads, and NOTIFYs, a second whatever the write rate; an event waits 5 ms at worst).
 pub const MIN_PASS_GAP: Duration = Duration::from_millis(5);
-/// Batches the broadcast channel keeps for slow subscribers.
+/// Batches the broadcast channel keeps for slow subscribers, by default
+/// ([`FeedSettings::channel_capacity`]).
 pub const CHANNEL_CAPACITY: usize = 1024;
 /// Most gaps tracked at once (a huge jump in ids, e.g. after sequence changes, is not tracked id by id).
 const MAX_GAPS: usize = 10_000;
 /// The PostgreSQL notification channel.
 pub const CHANNEL: &str = "partnerhub_outbox";
 
-/// Bumped after every committed write of this process.
-static COMMITS: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
+/// How one instance's feed runs (`Settings::feed`). The defaults are production's; tests change
+/// them to take a wake-up away (a long poll) or to make lag easy to reach (a small channel).
+#[derive(Debug, Clone, Copy)]
+pub struct FeedSettings {
+    /// Longest the feed sleeps without a notification (and the wait before `LISTEN` is tried
+    /// again after its connection failed).
+    pub poll_interval: Duration,
+    /// Batches the broadcast channel keeps for slow subscribers (at least 1).
+    pub channel_capacity: usize,
+}
 
-/// Wakes the feeds of this process: something was committed (it may have written outbox rows).
-pub fn notify_committed() {
-    COMMITS.send_modify(|n| *n = n.wrapping_add(1));
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self { poll_interval: POLL_INTERVAL, channel_capacity: CHANNEL_CAPACITY }
+    }
+}
+
+/// The in-process wake-up of one instance's feed: cheap to clone; a writer holding it calls
+/// [`Commits::committed`] after each commit ([`Feed::commits`]).
+#[derive(Clone, Debug, Default)]
+pub struct Commits(Option<watch::Sender<u64>>);
+
+impl Commits {
+    /// Wakes nobody: for writers whose commits write no outbox rows, and for tests without a feed.
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// Wakes the feed this handle belongs to: something was committed (it may have written outbox
+    /// rows).
+    pub fn committed(&self) {
+        if let Some(sender) = &self.0 {
+            sender.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
 }
 
 /// A batch of committed events, in the order the feed found them.
@@ -65,14 +104,41 @@ pub struct Feed {
     db: DatabaseConnection,
     clock: Clock,
     shutdown: CancellationToken,
+    settings: FeedSettings,
     sender: broadcast::Sender<Batch>,
+    /// Bumped by this instance's writers after each commit.
+    commits: watch::Sender<u64>,
+    /// Whether `LISTEN` is in place (PostgreSQL; stays false elsewhere).
+    listening: watch::Sender<bool>,
     started: OnceCell<()>,
 }
 
 impl Feed {
-    pub fn new(db: DatabaseConnection, clock: Clock, shutdown: CancellationToken) -> Self {
-        let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
-        Self { db, clock, shutdown, sender, started: OnceCell::new() }
+    pub fn new(db: DatabaseConnection, clock: Clock, shutdown: CancellationToken, settings: FeedSettings) -> Self {
+        let (sender, _) = broadcast::channel(settings.channel_capacity.max(1));
+        Self {
+            db,
+            clock,
+            shutdown,
+            settings,
+            sender,
+            commits: watch::channel(0).0,
+            listening: watch::channel(false).0,
+            started: OnceCell::new(),
+        }
+    }
+
+    /// The handle this instance's writers wake the feed with after a commit.
+    pub fn commits(&self) -> Commits {
+        Commits(Some(self.commits.clone()))
+    }
+
+    /// Resolves once this feed's `LISTEN` is in place (on PostgreSQL, after [`Feed::start`]): from
+    /// then on, a commit made through another instance wakes this one. Never resolves on other
+    /// databases.
+    pub async fn listening(&self) {
+        let mut listening = self.listening.subscribe();
+        let _ = listening.wait_for(|up| *up).await;
     }
 
     /// The connection subscribers' visibility checks read through.
@@ -91,10 +157,14 @@ impl Feed {
             .get_or_try_init(|| async {
                 let tail = Tail::open(&self.db).await?;
                 let wake = Arc::new(Notify::new());
+                let poll = self.settings.poll_interval;
                 if self.db.get_database_backend() == DbBackend::Postgres {
-                    tokio::spawn(listen(self.db.clone(), wake.clone(), self.shutdown.clone()));
+                    let listening = self.listening.clone();
+                    tokio::spawn(listen(self.db.clone(), wake.clone(), listening, poll, self.shutdown.clone()));
                 }
-                tokio::spawn(run(tail, self.db.clone(), self.sender.clone(), wake, self.shutdown.clone()));
+                let commits = self.commits.subscribe();
+                let sender = self.sender.clone();
+                tokio::spawn(run(tail, self.db.clone(), sender, commits, wake, poll, self.shutdown.clone()));
                 anyhow::Ok(())
             })
             .await?;
@@ -184,10 +254,11 @@ async fn run(
     mut tail: Tail,
     db: DatabaseConnection,
     sender: broadcast::Sender<Batch>,
+    mut commits: watch::Receiver<u64>,
     wake: Arc<Notify>,
+    poll: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut commits = COMMITS.subscribe();
     let postgres = db.get_database_backend() == DbBackend::Postgres;
     let mut committed_here = false;
     let mut last_pass: Option<Instant> = None;
@@ -231,7 +302,7 @@ async fn run(
             () = shutdown.cancelled() => break,
             _ = commits.changed() => committed_here = true,
             () = wake.notified() => {}
-            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            () = tokio::time::sleep(poll) => {}
         }
     }
     tracing::debug!("event feed stopped");
@@ -242,7 +313,7 @@ async fn run(
 /// that found events after this instance's own commits, rather than by a trigger on the outbox: a
 /// transaction that notifies takes PostgreSQL's global notify lock until its commit is flushed,
 /// which serialized every mutation's commit (measured: `updateSubscription` 1,470 req/s with a
-/// trigger, 1,670–2,080 without). Lost, it costs another instance at most its 1 s poll.
+/// trigger, 1,670–2,080 without). Lost, it costs another instance at most its poll (1 s by default).
 async fn announce(db: &DatabaseConnection, high: i64) {
     let statement = sea_orm::Statement::from_sql_and_values(
         DbBackend::Postgres,
@@ -256,28 +327,40 @@ async fn announce(db: &DatabaseConnection, high: i64) {
 
 /// `LISTEN partnerhub_outbox` on a connection of its own; each notification wakes the feed. A lost
 /// connection is opened again (the poll covers the time in between).
-async fn listen(db: DatabaseConnection, wake: Arc<Notify>, shutdown: CancellationToken) {
+async fn listen(
+    db: DatabaseConnection,
+    wake: Arc<Notify>,
+    listening: watch::Sender<bool>,
+    poll: Duration,
+    shutdown: CancellationToken,
+) {
     let pool = db.get_postgres_connection_pool().clone();
     loop {
-        let attempt = listen_once(&pool, &wake);
+        let attempt = listen_once(&pool, &wake, &listening);
         tokio::select! {
             () = shutdown.cancelled() => return,
             result = attempt => {
                 let Err(err) = result;
+                listening.send_replace(false);
                 tracing::warn!(error = %err, "LISTEN {CHANNEL} failed; polling until it is back");
             }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            () = tokio::time::sleep(poll) => {}
         }
     }
 }
 
 /// Listens until the connection fails; never returns otherwise.
-async fn listen_once(pool: &sqlx::PgPool, wake: &Notify) -> Result<std::convert::Infallible, sqlx::Error> {
+async fn listen_once(
+    pool: &sqlx::PgPool,
+    wake: &Notify,
+    listening: &watch::Sender<bool>,
+) -> Result<std::convert::Infallible, sqlx::Error> {
     let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
     listener.listen(CHANNEL).await?;
+    listening.send_replace(true);
     // Anything committed while nobody listened is picked up by this wake-up.
     wake.notify_one();
     loop {

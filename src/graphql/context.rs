@@ -56,8 +56,10 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     /// A request context; `principal` is `None` for an anonymous request (introspection only).
+    /// `commits`: the instance's event feed, which the writer wakes after each commit.
     pub fn new(
         db: &DatabaseConnection,
+        commits: crate::events::feed::Commits,
         principal: Option<Principal>,
         now: DateTime<Utc>,
         limits: Limits,
@@ -67,7 +69,7 @@ impl RequestCtx {
         let session = principal.map(|principal| {
             let reader = Reader::new(db.clone(), Scope::for_principal(&principal, now));
             let loaders = std::sync::Arc::new(Loaders::new(&reader));
-            let writer = crate::domain::Writer::for_principal(db.clone(), &principal);
+            let writer = crate::domain::Writer::for_principal(db.clone(), &principal, commits);
             Session { principal, reader, loaders, writer }
         });
         Self {

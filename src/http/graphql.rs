@@ -348,6 +348,7 @@ async fn execute(
     let settings = &state.settings;
     let ctx = RequestCtx::new(
         &state.db,
+        state.feed.commits(),
         principal,
         state.clock.now(),
         settings.limits,

@@ -432,6 +432,7 @@ async fn operation(
     let tenant_id = principal.tenant_id;
     let ctx = RequestCtx::new(
         &state.db,
+        state.feed.commits(),
         Some(principal),
         state.clock.now(),
         settings.limits,

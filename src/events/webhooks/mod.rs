@@ -188,7 +188,8 @@ pub async fn fan_out_from(
     let marks: Vec<outbox_fanout::Model> =
         events.iter().map(|e| outbox_fanout::Model { outbox_event_id: e.id, fanned_out_at: now }).collect();
     let (n_events, n_rows) = (marks.len() as u64, rows.len() as u64);
-    Writer::new(db.clone())
+    // These commits write deliveries and marks, no outbox rows: no event feed needs waking.
+    Writer::new(db.clone(), crate::events::feed::Commits::none())
         .write(move |txn| {
             async move {
                 for chunk in rows.chunks(100) {
