@@ -576,6 +576,15 @@ async fn requests_past_the_in_flight_limit_get_503_rate_limited_with_retry_after
         assert_eq!(answer.header("retry-after"), Some("1"));
         assert!(answer.header("content-type").is_some_and(|t| t.starts_with("application/json")));
     }
+    // Health probes do not count against the limit: a busy server is not a dead one.
+    for path in ["/healthz", "/readyz"] {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+        let answer = read_answer(&mut stream, &mut Vec::new()).await;
+        assert_eq!(answer.status, 200, "{path} while the server is at its in-flight limit: {}", answer.body);
+    }
 
     // The request in flight is not disturbed: its body completes and it is answered.
     held.write_all(&body.as_bytes()[5..]).await.expect("write");

@@ -62,9 +62,6 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/graphql/ws", get(ws::upgrade))
         .route(graphiql::ASSETS_ROUTE, get(graphiql::asset))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(
             ServiceBuilder::new()
@@ -72,6 +69,11 @@ pub fn router(state: AppState) -> Router {
                 .load_shed()
                 .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight)),
         )
+        // Probes and metrics stay outside the in-flight limit: a server at its limit is busy, not
+        // dead, and an orchestrator must not restart it for that.
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(cors)
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a request handler panicked");
