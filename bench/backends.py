@@ -181,7 +181,8 @@ def start_server(name, database_url, binary, extra_env=None):
     port = free_port()
     env = dict(os.environ, DATABASE_URL=database_url, PARTNERHUB_LISTEN=f"127.0.0.1:{port}",
                PARTNERHUB_JWT_SECRET=SECRET.decode(), PARTNERHUB_TENANT_BUDGET="0", RUST_LOG="warn",
-               PARTNERHUB_LIFECYCLE_INTERVAL_SECS="3600", **(extra_env or {}))
+               PARTNERHUB_LIFECYCLE_INTERVAL_SECS="3600")
+    env.update(extra_env or {})
     log = open(f"{tempfile.gettempdir()}/bench-backends-{name}.log", "w")
     server = subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=log)
     log.close()
