@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Where a request's CPU time goes: the server's and PostgreSQL's CPU seconds per request, for the
+side-by-side benchmark's operations (Q1, Q2, M1), read from /proc while wrk loads the server.
+
+Seeds one partner with --customers customers x 5 license-based subscriptions on a fresh
+PostgreSQL database through the API, then for each operation runs wrk (16 connections,
+--seconds, after a 2 s warm-up for the reads) and reads utime + stime of the server process and of
+every PostgreSQL process before and after. Both numbers are per completed request; the load
+generator's share is what remains of the machine. Run two binaries one after the other to compare
+builds (alternate them: runs on a shared VM drift by about 10%).
+
+Usage: bench/cpu_split.py [--bin target/release/partnerhub] [--pg postgres://postgres@127.0.0.1:5432]
+                          [--ops Q1,Q2,M1] [--customers 200] [--seconds 8]
+Needs wrk and pgrep. Standard-library Python only.
+"""
+import argparse, os, re, subprocess, uuid
+
+from backends import M1, Q1, Q2, seed, start_server, stop_server, wrk_script
+from load import token
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / TICKS
+
+
+def postgres_pids():
+    out = subprocess.run(["pgrep", "-f", "postgres"], capture_output=True, text=True, timeout=10).stdout
+    return {int(pid) for pid in out.split()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/release/partnerhub")
+    ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
+    ap.add_argument("--ops", default="Q1,Q2,M1")
+    ap.add_argument("--customers", type=int, default=200)
+    ap.add_argument("--seconds", type=int, default=8)
+    args = ap.parse_args()
+
+    db_name = f"ph_cpu_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["psql", args.pg + "/postgres", "-qc", f"CREATE DATABASE {db_name}"], check=True, timeout=60)
+    try:
+        server, port = start_server("cpu-split", f"{args.pg}/{db_name}", args.bin)
+        try:
+            tid, customers, subscriptions = seed(port, args.customers)
+            tok = token(tid, ["admin_agent"])
+            url = f"http://127.0.0.1:{port}/graphql"
+            documents = {"Q1": (Q1, {}), "Q2": (Q2, {"ids": customers}), "M1": (M1, {"subscriptions": subscriptions})}
+            for op in args.ops.split(","):
+                query, extra = documents[op]
+                script = f"/tmp/cpu-split-{op}.lua"
+                wrk_script(script, tok, query, **extra)
+                if op != "M1":  # a second M1 run would start from versions the first made stale
+                    subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", script, url], capture_output=True, timeout=60)
+                pg_before = postgres_pids()
+                server_0, pg_0 = cpu_seconds([server.pid]), cpu_seconds(pg_before)
+                out = subprocess.run(["wrk", "-t2", "-c16", f"-d{args.seconds}s", "-s", script, url],
+                                     capture_output=True, text=True, timeout=args.seconds + 60).stdout
+                server_1, pg_1 = cpu_seconds([server.pid]), cpu_seconds(pg_before | postgres_pids())
+                rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+                requests = rps * args.seconds
+                print(f"{op}: {rps:,.0f} req/s; server {1000 * (server_1 - server_0) / requests:.3f} ms CPU per request, "
+                      f"PostgreSQL {1000 * (pg_1 - pg_0) / requests:.3f} ms", flush=True)
+        finally:
+            stop_server(server)
+    finally:
+        subprocess.run(["psql", args.pg + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {db_name}"], timeout=60)
+
+
+if __name__ == "__main__":
+    main()
