@@ -484,7 +484,13 @@ async fn r13_r15_r17_an_update_writes_its_change_and_events_or_nothing() {
         (audit, outbox)
     };
 
+    let before = app.statement_count();
     let data = app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": 1, "quantity": 12}})).await;
+    if crate::common::backend() == "postgres" {
+        // The caller's partner (R17) read together with the subscription (R1), then the write
+        // with its version check, audit row and outbox row: no transaction, two statements.
+        assert_eq!(app.statement_count() - before, 2, "statements of one updateSubscription");
+    }
     assert_eq!(data["updateSubscription"]["subscription"]["version"], 2);
     assert_eq!(data["updateSubscription"]["subscription"]["quantity"], 12);
     assert_eq!(counts().await, (1, 1));
@@ -515,6 +521,11 @@ async fn r13_r15_r17_an_update_writes_its_change_and_events_or_nothing() {
     let body = app.gql_as(Some(&partner), UPDATE, json!({"i": {"id": id, "expectedVersion": 2, "quantity": 14}})).await;
     assert_eq!(error_code(&body), Some("PARTNER_SUSPENDED"), "{body}");
     assert_eq!(counts().await, (1, 1), "a suspended partner's update records nothing");
+    // R17 comes first, also for a subscription it cannot see.
+    let unknown = partnerhub::graphql::ids::encode(NodeType::Subscription, uuid::Uuid::new_v4()).0;
+    let body =
+        app.gql_as(Some(&partner), UPDATE, json!({"i": {"id": unknown, "expectedVersion": 1, "quantity": 3}})).await;
+    assert_eq!(error_code(&body), Some("PARTNER_SUSPENDED"), "{body}");
     let data = app
         .data(
             &partner,

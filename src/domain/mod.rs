@@ -213,6 +213,39 @@ impl Writer {
         self.commits.committed();
     }
 
+    /// [`Actor::load`] and [`Writer::partner_not_suspended`] in one statement, for a write made of
+    /// one statement outside a transaction: the row the caller may see (R1, else `NOT_FOUND`) read
+    /// together with the status of the calling partner's row as it stands now (R17). R17 is
+    /// judged first, as the two separate reads do: when no row comes back, the partner's row is
+    /// read on its own to tell `PARTNER_SUSPENDED` from `NOT_FOUND`.
+    pub async fn load_for_write<E: Visible>(&self, actor: &Actor, id: Uuid, what: &str) -> ApiResult<E::Model> {
+        use sea_orm::sea_query::{Expr, Query};
+        use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QuerySelect, QueryTrait};
+        let Some(partner_id) = self.partner else {
+            return actor.load::<E>(&self.db, id, what).await;
+        };
+        let status = Query::select()
+            .column(entity::partner::Column::Status)
+            .from(entity::partner::Entity)
+            .and_where(entity::partner::Column::Id.eq(partner_id))
+            .to_owned();
+        let select = E::visible(&actor.scope)
+            .filter(E::id_column().eq(id))
+            .expr_as(Expr::SubQuery(None, Box::new(status.into())), PARTNER_STATUS)
+            .limit(1);
+        let row = self.db.query_one_raw(select.build(self.db.get_database_backend())).await?;
+        let Some(row) = row else {
+            self.partner_not_suspended().await?;
+            return Err(ApiError::not_found(what));
+        };
+        let status: Option<String> = row.try_get("", PARTNER_STATUS)?;
+        match status.as_deref().and_then(entity::enums::PartnerStatus::from_text) {
+            Some(status) => rules::r17_status_allows_writes(status)?,
+            None => return Err(unknown_tenant()),
+        }
+        Ok(E::decode(&row)?)
+    }
+
     /// R17 as [`Writer::write`] applies it, for a write made of one statement outside a
     /// transaction: the calling partner's row as it stands now.
     pub async fn partner_not_suspended(&self) -> ApiResult<()> {
@@ -228,9 +261,17 @@ impl Writer {
 async fn fresh_partner_not_suspended<C: sea_orm::ConnectionTrait>(txn: &C, id: Uuid) -> ApiResult<()> {
     use sea_orm::EntityTrait;
     let Some(partner) = entity::partner::Entity::find_by_id(id).one(txn).await? else {
-        return Err(ApiError::new(Code::UnknownTenant, "the token's tenant (`tid`) is not known to this server"));
+        return Err(unknown_tenant());
     };
     rules::r17_not_suspended(&partner)
+}
+
+/// The column [`Writer::load_for_write`] reads the calling partner's status into.
+const PARTNER_STATUS: &str = "ph_partner_status";
+
+/// The calling partner's row is gone.
+fn unknown_tenant() -> ApiError {
+    ApiError::new(Code::UnknownTenant, "the token's tenant (`tid`) is not known to this server")
 }
 
 /// Runs a transaction-control statement to completion in its own task, even when the caller stops

@@ -113,7 +113,12 @@ pub fn r6_may_transact(partner: &partner::Model) -> ApiResult<()> {
 
 /// R17: suspended partners can read but not mutate.
 pub fn r17_not_suspended(partner: &partner::Model) -> ApiResult<()> {
-    if partner.status == PartnerStatus::Suspended {
+    r17_status_allows_writes(partner.status)
+}
+
+/// R17 on a partner's status alone (read together with something else).
+pub fn r17_status_allows_writes(status: PartnerStatus) -> ApiResult<()> {
+    if status == PartnerStatus::Suspended {
         return Err(ApiError::new(
             Code::PartnerSuspended,
             "this partner is suspended: it can read but not change anything",

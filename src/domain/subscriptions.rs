@@ -518,6 +518,16 @@ async fn changeable(
     expected_version: i32,
 ) -> ApiResult<subscription::Model> {
     let stored = actor.load::<subscription::Entity>(db, id, "subscription").await?;
+    may_change(db, actor, stored, expected_version).await
+}
+
+/// The checks of [`changeable`] on a subscription already read under the caller's visibility.
+async fn may_change(
+    db: &impl ConnectionTrait,
+    actor: &Actor,
+    stored: subscription::Model,
+    expected_version: i32,
+) -> ApiResult<subscription::Model> {
     r10_may_change(db, actor, &stored).await?;
     versioned::check_expected(stored.version, Some(expected_version), "subscription")?;
     Ok(stored)
@@ -525,8 +535,9 @@ async fn changeable(
 
 /// [`change`] on PostgreSQL, the common case (nothing due for the clock to do first): the same
 /// rules, the same reads — the caller's partner (R17) and the subscription under the caller's
-/// visibility (R1), sent at once — and the write as one statement that also checks the version and
-/// writes the audit and outbox rows (`versioned::update_subscription_recorded`): three round trips,
+/// visibility (R1), in one statement ([`Writer::load_for_write`]) — and the write as one statement that also checks the version and
+/// writes the audit and outbox rows (`versioned::update_subscription_recorded`): two statements
+/// (three for a subscription bought outside CSP, whose R10 check reads the delegated-admin grant),
 /// none of them `BEGIN` or `COMMIT`, where the transaction takes six. What the transaction would
 /// guarantee still holds: the reads see committed data, as they would inside a READ COMMITTED
 /// transaction, and the version condition makes the write conditional on the row read. `None`:
@@ -542,9 +553,9 @@ async fn change_in_one_statement(
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(None);
     }
-    let (partner, stored) = tokio::join!(writer.partner_not_suspended(), changeable(db, actor, id, expected_version));
-    partner?;
-    let stored = stored?;
+    // The caller's partner (R17) and the subscription (R1) in one statement, then R10 and R13.
+    let stored = writer.load_for_write::<subscription::Entity>(actor, id, "subscription").await?;
+    let stored = may_change(db, actor, stored, expected_version).await?;
     if super::lifecycle::is_due(&stored, actor.now) {
         return Ok(None);
     }
