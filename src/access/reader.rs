@@ -253,6 +253,13 @@ impl Reader {
             return Ok(Vec::new());
         }
         let id = E::id_column();
+        if let [only] = parents {
+            // One parent (a lookup such as `customer(id:) { subscriptions }`): its first rows by the
+            // index on (parent, id), without ranking all of its rows first.
+            let select =
+                E::visible(&self.scope).filter(filter).filter(parent.eq(*only)).order_by(id, Order::Asc).limit(n);
+            return self.all::<E>(select).await;
+        }
         let rank = format!("ROW_NUMBER() OVER (PARTITION BY \"{}\" ORDER BY \"{}\")", parent.as_str(), id.as_str());
         let inner = E::visible(&self.scope)
             .filter(filter)
