@@ -166,7 +166,9 @@ impl TotalCount {
 
 /// One page of a list, with the cursor of each row.
 pub struct Page<M> {
-    pub items: Vec<(String, M)>,
+    /// Each row with its cursor, encoded only when a client asks for it (`edges { cursor }`,
+    /// `pageInfo`): most queries read `nodes` alone.
+    pub items: Vec<(Cursor, M)>,
     pub has_next_page: bool,
     pub total: TotalCount,
 }
@@ -501,7 +503,7 @@ fn into_page<E: Visible>(mut rows: Vec<E::Model>, sort: &Sort<E>, first: u64, to
         .into_iter()
         .map(|row| {
             let key = sort.column.as_ref().map(|(_, key_of)| key_of(&row));
-            (Cursor { key, id: E::id_of(&row) }.encode(), row)
+            (Cursor { key, id: E::id_of(&row) }, row)
         })
         .collect();
     Page { items, has_next_page, total }

@@ -252,6 +252,6 @@ where
 fn into_page<M>(mut rows: Vec<M>, first: u64, total: TotalCount, id: impl Fn(&M) -> Uuid) -> Page<M> {
     let has_next_page = rows.len() as u64 > first;
     rows.truncate(first as usize);
-    let items = rows.into_iter().map(|row| (Cursor { key: None, id: id(&row) }.encode(), row)).collect();
+    let items = rows.into_iter().map(|row| (Cursor { key: None, id: id(&row) }, row)).collect();
     Page { items, has_next_page, total }
 }

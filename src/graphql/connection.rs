@@ -22,15 +22,30 @@ pub fn page_args(limits: &Limits, first: Option<i32>, after: Option<String>) -> 
 
 /// Where a page sits in its list.
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct PageInfo {
     /// Whether more items follow this page (ask again with `after: endCursor`).
     pub has_next_page: bool,
     /// Whether this page was asked for with `after` (items precede it).
     pub has_previous_page: bool,
+    #[graphql(skip)]
+    pub start: Option<Cursor>,
+    #[graphql(skip)]
+    pub end: Option<Cursor>,
+}
+
+/// Cursors are encoded when asked for, not for every row of every page.
+#[async_graphql::ComplexObject]
+impl PageInfo {
     /// The cursor of the first item of this page.
-    pub start_cursor: Option<String>,
+    async fn start_cursor(&self) -> Option<String> {
+        self.start.as_ref().map(Cursor::encode)
+    }
+
     /// The cursor of the last item of this page; pass it as `after` for the next page.
-    pub end_cursor: Option<String>,
+    async fn end_cursor(&self) -> Option<String> {
+        self.end.as_ref().map(Cursor::encode)
+    }
 }
 
 /// Builds a connection from a page of rows, converting each row into its GraphQL node.
@@ -38,12 +53,12 @@ pub fn build<M, N, E>(
     page: Page<M>,
     had_after: bool,
     node: impl Fn(M) -> N,
-    edge: impl Fn(String, N) -> E,
+    edge: impl Fn(Cursor, N) -> E,
 ) -> (Vec<E>, PageInfo, TotalCount) {
-    let start_cursor = page.items.first().map(|(c, _)| c.clone());
-    let end_cursor = page.items.last().map(|(c, _)| c.clone());
+    let start = page.items.first().map(|(c, _)| c.clone());
+    let end = page.items.last().map(|(c, _)| c.clone());
     let edges = page.items.into_iter().map(|(cursor, row)| edge(cursor, node(row))).collect();
-    let info = PageInfo { has_next_page: page.has_next_page, has_previous_page: had_after, start_cursor, end_cursor };
+    let info = PageInfo { has_next_page: page.has_next_page, has_previous_page: had_after, start, end };
     (edges, info, page.total)
 }
 
@@ -91,11 +106,20 @@ macro_rules! connection {
 
         #[doc = $edge_doc]
         #[derive(async_graphql::SimpleObject)]
+        #[graphql(complex)]
         pub struct $edge {
-            /// An opaque position in the list; pass it as `after` to continue after this item.
-            pub cursor: String,
+            #[graphql(skip)]
+            pub cursor: $crate::access::Cursor,
             /// The item.
             pub node: $node,
+        }
+
+        #[async_graphql::ComplexObject]
+        impl $edge {
+            /// An opaque position in the list; pass it as `after` to continue after this item.
+            async fn cursor(&self) -> String {
+                self.cursor.encode()
+            }
         }
     };
 }
