@@ -99,11 +99,18 @@ impl Scope {
         match self.viewer {
             Viewer::Platform => Condition::all(),
             Viewer::Customer { id, .. } => Condition::all().add(customer::Column::Id.eq(id)),
-            Viewer::Partner { id, .. } => Condition::all().add(Self::link_exists(
-                (customer::Entity, customer::Column::Id),
-                Condition::any().add(Self::reseller_link(id)).add(self.delegated_admin_condition(id)),
-            )),
+            Viewer::Partner { id, .. } => self.served_by(id),
         }
+    }
+
+    /// The customers `partner_id` serves at this scope's instant (the customers it sees): an
+    /// ACTIVE reseller relationship as partner or indirect provider, or an ACTIVE unexpired
+    /// delegated-admin grant. `Partner.customers` of one partner filters with it too.
+    pub fn served_by(&self, partner_id: Uuid) -> Condition {
+        Condition::all().add(Self::link_exists(
+            (customer::Entity, customer::Column::Id),
+            Condition::any().add(Self::reseller_link(partner_id)).add(self.delegated_admin_condition(partner_id)),
+        ))
     }
 
     /// Subscriptions: of visible customers, those the partner is partner or reseller of record of, and

@@ -313,6 +313,19 @@ impl Reader {
         if partners.is_empty() {
             return Ok(Vec::new());
         }
+        if let [only] = partners {
+            // One partner (`viewer { partner { customers } }`): the caller's visible customers that
+            // it serves, each checked on its own links, in order and stopping at `n`, instead of
+            // ranking every customer it serves.
+            let mut select = customer::Entity::visible(&self.scope).filter(filter).filter(self.scope.served_by(*only));
+            if let Some((column, _)) = &sort.column {
+                select = select.order_by(*column, sort.direction.clone());
+            }
+            let rows = self
+                .all::<customer::Entity>(select.order_by(customer::Column::Id, sort.direction.clone()).limit(n))
+                .await?;
+            return Ok(rows.into_iter().map(|row| (*only, row)).collect());
+        }
         let columns: Vec<_> = sort.column.iter().map(|(column, _)| column.as_str()).chain(["id"]).collect();
         self.first_linked::<customer::Entity>(
             Scope::served_links(partners, self.scope.now()),
