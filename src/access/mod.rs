@@ -18,7 +18,8 @@ mod reader;
 pub mod rows;
 
 pub use reader::{
-    Cursor, CursorKey, Page, PageArgs, Reader, Sort, TotalCount, Visible, page_from_rows, page_from_sorted_rows,
+    Cursor, CursorKey, Page, PageArgs, Reader, Sort, TotalCount, Visible, fetch_all, page_from_rows,
+    page_from_sorted_rows,
 };
 
 /// Whose view a scope describes.

@@ -191,13 +191,12 @@ impl Reader {
 
     /// The rows of a select of whole rows of `E`, decoded with [`Visible::decode`].
     async fn all<E: Visible>(&self, select: Select<E>) -> ApiResult<Vec<E::Model>> {
-        self.decode_all::<E>(select.build(self.db.get_database_backend())).await
+        fetch_all(&self.db, select).await
     }
 
     /// The rows of a statement whose first columns are those of `E`, decoded with [`Visible::decode`].
     async fn decode_all<E: Visible>(&self, statement: Statement) -> ApiResult<Vec<E::Model>> {
-        let rows = self.db.query_all_raw(statement).await?;
-        Ok(rows.iter().map(E::decode).collect::<Result<_, _>>()?)
+        decode_all::<E>(&self.db, statement).await
     }
 
     /// The visible rows among `ids` (any order; invisible or unknown ids are left out).
@@ -235,10 +234,7 @@ impl Reader {
         if let Some(after) = &args.after {
             query = query.filter(keyset_condition::<E>(sort, after)?);
         }
-        if let Some((column, _)) = &sort.column {
-            query = query.order_by(*column, sort.direction.clone());
-        }
-        let rows = self.all::<E>(query.order_by(E::id_column(), sort.direction.clone()).limit(args.first + 1)).await?;
+        let rows = self.all::<E>(in_order(query, sort).limit(args.first + 1)).await?;
         Ok(into_page::<E>(rows, sort, args.first, total))
     }
 
@@ -317,13 +313,8 @@ impl Reader {
             // One partner (`viewer { partner { customers } }`): the caller's visible customers that
             // it serves, each checked on its own links, in order and stopping at `n`, instead of
             // ranking every customer it serves.
-            let mut select = customer::Entity::visible(&self.scope).filter(filter).filter(self.scope.served_by(*only));
-            if let Some((column, _)) = &sort.column {
-                select = select.order_by(*column, sort.direction.clone());
-            }
-            let rows = self
-                .all::<customer::Entity>(select.order_by(customer::Column::Id, sort.direction.clone()).limit(n))
-                .await?;
+            let select = customer::Entity::visible(&self.scope).filter(filter).filter(self.scope.served_by(*only));
+            let rows = self.all::<customer::Entity>(in_order(select, sort).limit(n)).await?;
             return Ok(rows.into_iter().map(|row| (*only, row)).collect());
         }
         let columns: Vec<_> = sort.column.iter().map(|(column, _)| column.as_str()).chain(["id"]).collect();
@@ -476,6 +467,26 @@ fn linked<E: Visible>(mut query: SelectStatement, links: SelectStatement) -> Sel
         )
         .expr_as(Expr::col(("ph_link", "ph_parent")), "ph_parent");
     query
+}
+
+/// Rows in `sort` order, the id breaking ties (the order cursors follow).
+fn in_order<E: Visible>(mut select: Select<E>, sort: &Sort<E>) -> Select<E> {
+    if let Some((column, _)) = &sort.column {
+        select = select.order_by(*column, sort.direction.clone());
+    }
+    select.order_by(E::id_column(), sort.direction.clone())
+}
+
+/// The rows of a select of whole rows of `E` on any connection (a transaction included), decoded
+/// with [`Visible::decode`]: every scoped read of the API and of the write path goes through here.
+pub async fn fetch_all<E: Visible>(db: &impl ConnectionTrait, select: Select<E>) -> ApiResult<Vec<E::Model>> {
+    decode_all::<E>(db, select.build(db.get_database_backend())).await
+}
+
+/// The rows of a statement whose first columns are those of `E`, decoded with [`Visible::decode`].
+async fn decode_all<E: Visible>(db: &impl ConnectionTrait, statement: Statement) -> ApiResult<Vec<E::Model>> {
+    let rows = db.query_all_raw(statement).await?;
+    Ok(rows.iter().map(E::decode).collect::<Result<_, _>>()?)
 }
 
 fn keyset_condition<E: Visible>(sort: &Sort<E>, after: &Cursor) -> ApiResult<Condition> {

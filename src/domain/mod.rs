@@ -97,8 +97,12 @@ impl Actor {
     }
 
     /// A row the caller may see, read inside the transaction; `None` otherwise.
-    pub async fn find<E: Visible>(&self, txn: &DatabaseTransaction, id: Uuid) -> ApiResult<Option<E::Model>> {
-        Ok(E::visible(&self.scope).filter(sea_orm::ColumnTrait::eq(&E::id_column(), id)).one(txn).await?)
+    pub async fn find<E: Visible>(&self, txn: &impl sea_orm::ConnectionTrait, id: Uuid) -> ApiResult<Option<E::Model>> {
+        let select = sea_orm::QuerySelect::limit(
+            E::visible(&self.scope).filter(sea_orm::ColumnTrait::eq(&E::id_column(), id)),
+            1,
+        );
+        Ok(crate::access::fetch_all(txn, select).await?.into_iter().next())
     }
 
     /// A row the caller may see, read inside the transaction (or on the connection, for a write
@@ -110,11 +114,7 @@ impl Actor {
         id: Uuid,
         what: &str,
     ) -> ApiResult<E::Model> {
-        E::visible(&self.scope)
-            .filter(sea_orm::ColumnTrait::eq(&E::id_column(), id))
-            .one(txn)
-            .await?
-            .ok_or_else(|| ApiError::not_found(what))
+        self.find::<E>(txn, id).await?.ok_or_else(|| ApiError::not_found(what))
     }
 }
 
