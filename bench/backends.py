@@ -14,9 +14,9 @@ Usage: bench/backends.py [--bin target/release/partnerhub] [--pg postgres://post
                          [--customers 200] [--seconds 10] [--connections 16]
 Needs wrk. Standard-library Python only.
 """
-import argparse, http.client, json, os, re, subprocess, tempfile, threading, time, uuid
+import argparse, contextlib, http.client, json, os, re, subprocess, tempfile, threading, time, uuid
 
-from load import PLATFORM, SECRET, Client, token
+from load import SECRET, onboard_partner, token
 
 Q1 = """query Q1 { customers(first: 50, orderBy: {field: COMPANY_NAME, direction: ASC}) { nodes { id companyName
   subscriptions(first: 10) { nodes { id offerName status quantity termEnd } } } } }"""
@@ -28,13 +28,7 @@ M1 = """mutation M1($id: ID!, $expectedVersion: Int!, $quantity: Int!) {
 
 
 def seed(port, customers):
-    url = f"http://127.0.0.1:{port}/graphql"
-    platform = Client(url, token(PLATFORM, ["platform_admin"]))
-    tid = str(uuid.uuid4())
-    platform.gql("mutation($i: OnboardPartnerInput!) { onboardPartner(input: $i) { partner { id } } }",
-                 {"i": {"tenantId": tid, "name": "Bench Partner", "domain": f"bench-{tid[:8]}.example",
-                        "partnerType": "DIRECT_BILL", "partnerNetworkId": f"PN-{tid[:12]}"}})
-    partner = Client(url, token(tid, ["admin_agent"]))
+    tid, partner = onboard_partner(f"http://127.0.0.1:{port}/graphql")
     customer_ids, subscriptions = [], []
     for c in range(customers):
         cid = partner.gql("mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { customer { id } } }",
@@ -128,14 +122,21 @@ end
         f.write(head + body)
 
 
-def run_wrk(port, script, seconds, connections, warm_up=True):
+def run_wrk(port, script, seconds, connections, warm_up=True, probe=None):
+    """One measured wrk run (after a 2 s warm-up unless `warm_up` is false): (req/s, p50 ms, p99 ms,
+    non-2xx, VERSION_CONFLICTs, other GraphQL errors). `probe`, if given, is called right before and
+    right after the measured run only, e.g. to read CPU counters around it."""
     url = f"http://127.0.0.1:{port}/graphql"
     # No warm-up for M1: a second wrk run would start again from the versions in the script, which
     # the warm-up made stale.
     if warm_up:
         subprocess.run(["wrk", "-t2", f"-c{connections}", "-d2s", "-s", script, url], capture_output=True, timeout=60)
+    if probe:
+        probe()
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "--timeout", "10s",
                           "-s", script, url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    if probe:
+        probe()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
     def pct(p):
@@ -198,6 +199,30 @@ def start_server(name, database_url, binary, extra_env=None):
     raise RuntimeError(f"{name}: the server did not start")
 
 
+@contextlib.contextmanager
+def scratch_database(pg, prefix):
+    """A fresh PostgreSQL database on the server `pg` (a URL without database), dropped afterwards;
+    yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["psql", pg + "/postgres", "-qc", f"CREATE DATABASE {name}"], check=True, timeout=60)
+    try:
+        yield f"{pg}/{name}"
+    finally:
+        subprocess.run(["psql", pg + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {name}"], timeout=60)
+
+
+@contextlib.contextmanager
+def scratch_sqlite(prefix):
+    """A fresh SQLite database file in the temporary directory, removed afterwards; yields its URL."""
+    path = f"{tempfile.gettempdir()}/{prefix}_{uuid.uuid4().hex[:8]}.db"
+    try:
+        yield f"sqlite://{path}?mode=rwc"
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+
+
 def stop_server(server):
     server.terminate()
     try:
@@ -242,19 +267,12 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     args = ap.parse_args()
 
-    db_name = f"ph_backends_{uuid.uuid4().hex[:8]}"
-    subprocess.run(["psql", args.pg + "/postgres", "-qc", f"CREATE DATABASE {db_name}"], check=True, timeout=60)
-    sqlite_path = f"{tempfile.gettempdir()}/{db_name}.db"
-    try:
+    with scratch_database(args.pg, "ph_backends") as pg_url:
         print("PostgreSQL:", flush=True)
-        pg = bench_backend("postgres", f"{args.pg}/{db_name}", args)
+        pg = bench_backend("postgres", pg_url, args)
+    with scratch_sqlite("ph_backends") as sqlite_url:
         print("SQLite:", flush=True)
-        lite = bench_backend("sqlite", f"sqlite://{sqlite_path}?mode=rwc", args)
-    finally:
-        subprocess.run(["psql", args.pg + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {db_name}"], timeout=60)
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(sqlite_path + suffix):
-                os.remove(sqlite_path + suffix)
+        lite = bench_backend("sqlite", sqlite_url, args)
 
     print(f"\n{args.connections} connections, {args.seconds:.0f} s per row; one partner with {args.customers} "
           "customers x 5 subscriptions\n")

@@ -13,9 +13,9 @@ Usage: bench/cpu_split.py [--bin target/release/partnerhub] [--pg postgres://pos
                           [--ops Q1,Q2,M1] [--customers 200] [--seconds 8]
 Needs wrk and pgrep. Standard-library Python only.
 """
-import argparse, os, re, subprocess, uuid
+import argparse, os, subprocess
 
-from backends import M1, Q1, Q2, seed, start_server, stop_server, wrk_script
+from backends import M1, Q1, Q2, run_wrk, scratch_database, seed, start_server, stop_server, wrk_script
 from load import token
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -47,34 +47,30 @@ def main():
     ap.add_argument("--seconds", type=int, default=8)
     args = ap.parse_args()
 
-    db_name = f"ph_cpu_{uuid.uuid4().hex[:8]}"
-    subprocess.run(["psql", args.pg + "/postgres", "-qc", f"CREATE DATABASE {db_name}"], check=True, timeout=60)
-    try:
-        server, port = start_server("cpu-split", f"{args.pg}/{db_name}", args.bin)
+    with scratch_database(args.pg, "ph_cpu") as url:
+        server, port = start_server("cpu-split", url, args.bin)
         try:
             tid, customers, subscriptions = seed(port, args.customers)
             tok = token(tid, ["admin_agent"])
-            url = f"http://127.0.0.1:{port}/graphql"
             documents = {"Q1": (Q1, {}), "Q2": (Q2, {"ids": customers}), "M1": (M1, {"subscriptions": subscriptions})}
             for op in args.ops.split(","):
                 query, extra = documents[op]
                 script = f"/tmp/cpu-split-{op}.lua"
                 wrk_script(script, tok, query, **extra)
-                if op != "M1":  # a second M1 run would start from versions the first made stale
-                    subprocess.run(["wrk", "-t2", "-c16", "-d2s", "-s", script, url], capture_output=True, timeout=60)
-                pg_before = postgres_pids()
-                server_0, pg_0 = cpu_seconds([server.pid]), cpu_seconds(pg_before)
-                out = subprocess.run(["wrk", "-t2", "-c16", f"-d{args.seconds}s", "-s", script, url],
-                                     capture_output=True, text=True, timeout=args.seconds + 60).stdout
-                server_1, pg_1 = cpu_seconds([server.pid]), cpu_seconds(pg_before | postgres_pids())
-                rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+                # Server and PostgreSQL CPU seconds right before and right after the measured run
+                # (PostgreSQL processes that started during it are counted from zero).
+                readings, pids = [], postgres_pids()
+
+                def probe():
+                    pids.update(postgres_pids())
+                    readings.append((cpu_seconds([server.pid]), cpu_seconds(pids)))
+                rps = run_wrk(port, script, args.seconds, 16, warm_up=op != "M1", probe=probe)[0]
+                (server_0, pg_0), (server_1, pg_1) = readings
                 requests = rps * args.seconds
                 print(f"{op}: {rps:,.0f} req/s; server {1000 * (server_1 - server_0) / requests:.3f} ms CPU per request, "
                       f"PostgreSQL {1000 * (pg_1 - pg_0) / requests:.3f} ms", flush=True)
         finally:
             stop_server(server)
-    finally:
-        subprocess.run(["psql", args.pg + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {db_name}"], timeout=60)
 
 
 if __name__ == "__main__":

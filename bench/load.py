@@ -7,7 +7,7 @@ Usage: bench/load.py [--url http://127.0.0.1:8080/graphql] [--customers 200] [--
 The server must run with PARTNERHUB_JWT_SECRET=bench-secret (and ideally a fresh database).
 Standard library only.
 """
-import argparse, base64, hashlib, hmac, http.client, json, statistics, threading, time, urllib.parse, uuid
+import argparse, base64, hashlib, hmac, http.client, json, threading, time, urllib.parse, uuid
 
 SECRET = b"bench-secret"
 PLATFORM = "00000000-0000-4000-8000-000000000001"
@@ -35,13 +35,19 @@ class Client:
         return body["data"]
 
 
-def seed(url, customers):
+def onboard_partner(url, name="Bench Partner", label="bench"):
+    """Onboards a direct-bill partner named `name` with a fresh tenant id (as the platform), domain
+    `<label>-<tid prefix>.example`; returns its tenant id and a client holding its admin_agent token."""
     platform = Client(url, token(PLATFORM, ["platform_admin"]))
     tid = str(uuid.uuid4())
     platform.gql("mutation($i: OnboardPartnerInput!) { onboardPartner(input: $i) { partner { id } } }",
-                 {"i": {"tenantId": tid, "name": "Bench Partner", "domain": f"bench-{tid[:8]}.example",
+                 {"i": {"tenantId": tid, "name": name, "domain": f"{label}-{tid[:8]}.example",
                         "partnerType": "DIRECT_BILL", "partnerNetworkId": f"PN-{tid[:12]}"}})
-    partner = Client(url, token(tid, ["admin_agent"]))
+    return tid, Client(url, token(tid, ["admin_agent"]))
+
+
+def seed(url, customers):
+    tid, partner = onboard_partner(url)
     started, writes = time.perf_counter(), 1
     for c in range(customers):
         cid = partner.gql("mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { customer { id } } }",

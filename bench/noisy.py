@@ -11,7 +11,7 @@ Standard library only; every phase is bounded by --seconds.
 import argparse, http.client, json, os, sys, threading, time, urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import PLATFORM, Client, token  # noqa: E402
+from load import onboard_partner, token  # noqa: E402
 
 QUIET = "{ customers(first: 10) { nodes { id companyName } } }"
 # 1 + 50 x (3 + 1 + 30 x 6) = 9,201 points: just under the default PARTNERHUB_MAX_COMPLEXITY.
@@ -20,13 +20,7 @@ NOISY = """{ customers(first: 50) { nodes { id companyName
 
 
 def onboard(url, name, customers, subscriptions):
-    import uuid
-    platform = Client(url, token(PLATFORM, ["platform_admin"]))
-    tid = str(uuid.uuid4())
-    platform.gql("mutation($i: OnboardPartnerInput!) { onboardPartner(input: $i) { partner { id } } }",
-                 {"i": {"tenantId": tid, "name": name, "domain": f"{name.lower()}-{tid[:8]}.example",
-                        "partnerType": "DIRECT_BILL", "partnerNetworkId": f"PN-{tid[:12]}"}})
-    partner = Client(url, token(tid, ["admin_agent"]))
+    tid, partner = onboard_partner(url, name, name.lower())
     for c in range(customers):
         cid = partner.gql("mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { customer { id } } }",
                           {"i": {"companyName": f"{name} customer {c}", "domain": f"{name.lower()}{c}-{tid[:8]}.example",

@@ -12,9 +12,9 @@ Usage: bench/profile.py [--bin target/release/partnerhub] [--pg postgres://postg
                         [--sqlite] [--ops Q1,M1] [--customers 200] [--seconds 10] [--out /tmp/profile]
 Needs wrk. Standard-library Python only.
 """
-import argparse, os, subprocess, tempfile, uuid
+import argparse, os, tempfile
 
-from backends import M1, Q1, Q2, run_wrk, seed, start_server, stop_server, wrk_script
+from backends import M1, Q1, Q2, run_wrk, scratch_database, scratch_sqlite, seed, start_server, stop_server, wrk_script
 from load import token
 
 OPS = {"Q1": Q1, "Q2": Q2, "M1": M1}
@@ -34,14 +34,8 @@ def main():
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
-    db_name = f"ph_profile_{uuid.uuid4().hex[:8]}"
-    if args.sqlite:
-        path = f"{tempfile.gettempdir()}/{db_name}.db"
-        url = f"sqlite://{path}?mode=rwc"
-    else:
-        subprocess.run(["psql", args.pg + "/postgres", "-qc", f"CREATE DATABASE {db_name}"], check=True, timeout=60)
-        url = f"{args.pg}/{db_name}"
-    try:
+    database = scratch_sqlite("ph_profile") if args.sqlite else scratch_database(args.pg, "ph_profile")
+    with database as url:
         server, port = start_server("profile-seed", url, args.bin)
         try:
             tid, customers, subscriptions = seed(port, args.customers)
@@ -66,13 +60,6 @@ def main():
                     print("".join(f.readlines()[: args.top]), flush=True)
             except OSError as err:
                 print(f"   no profile written ({err}): was the binary built with --features profiling?")
-    finally:
-        if args.sqlite:
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(path + suffix):
-                    os.remove(path + suffix)
-        else:
-            subprocess.run(["psql", args.pg + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {db_name}"], timeout=60)
 
 
 if __name__ == "__main__":

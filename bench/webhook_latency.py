@@ -10,9 +10,9 @@ Usage: bench/webhook_latency.py [--url http://127.0.0.1:8080/graphql] [--events 
 The server must run with PARTNERHUB_JWT_SECRET=bench-secret and PARTNERHUB_WEBHOOK_ALLOW_PRIVATE=true
 (the receiver is on 127.0.0.1 over http). Standard library only.
 """
-import argparse, hashlib, hmac, http.server, json, threading, time, uuid
+import argparse, hashlib, hmac, http.server, json, threading, time
 
-from load import PLATFORM, Client, token
+from load import onboard_partner
 
 received, lock = {}, threading.Lock()
 duplicates = [0]
@@ -50,12 +50,7 @@ def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook_url = f"http://127.0.0.1:{server.server_address[1]}/hook"
 
-    platform = Client(a.url, token(PLATFORM, ["platform_admin"]))
-    tid = str(uuid.uuid4())
-    platform.gql("mutation($i: OnboardPartnerInput!) { onboardPartner(input: $i) { partner { id } } }",
-                 {"i": {"tenantId": tid, "name": "Hook Bench", "domain": f"hooks-{tid[:8]}.example",
-                        "partnerType": "DIRECT_BILL", "partnerNetworkId": f"PN-{tid[:12]}"}})
-    partner = Client(a.url, token(tid, ["admin_agent"]))
+    tid, partner = onboard_partner(a.url, "Hook Bench", "hooks")
     reg = partner.gql("mutation($i: RegisterWebhookInput!) { registerWebhook(input: $i) { secret } }",
                       {"i": {"url": hook_url, "eventTypes": ["CUSTOMER_CREATED"]}})
     secret_box[0] = reg["registerWebhook"]["secret"].encode()
