@@ -460,3 +460,59 @@ async fn rows_decoded_by_position_equal_rows_decoded_by_name() {
     assert!(!by_name.is_empty());
     assert_eq!(by_position, by_name);
 }
+
+/// Plain fields of page nodes are answered in place (`graphql::plain`), without async-graphql's
+/// future per field; through a fragment the same fields take async-graphql's own resolution. Every
+/// field of `Customer` and `Subscription` that takes no argument and returns a scalar or an enum is
+/// asked both ways, through `nodes` and `edges`, beside a nested connection and `__typename`: the
+/// answers must be equal.
+#[tokio::test]
+async fn plain_fields_answer_as_async_graphql_does() {
+    let (app, token) = demo_app().await;
+    let schema = app
+        .data(
+            &token,
+            "{ c: __type(name: \"Customer\") { fields { name args { name } type { kind ofType { kind } } } }
+               s: __type(name: \"Subscription\") { fields { name args { name } type { kind ofType { kind } } } } }",
+            json!({}),
+        )
+        .await;
+    let plain = |ty: &str| -> String {
+        let fields = schema[ty]["fields"].as_array().unwrap().iter().filter(|f| {
+            let kind = match f["type"]["kind"].as_str().unwrap() {
+                "NON_NULL" => f["type"]["ofType"]["kind"].as_str().unwrap(),
+                kind => kind,
+            };
+            f["args"].as_array().unwrap().is_empty() && (kind == "SCALAR" || kind == "ENUM")
+        });
+        fields.map(|f| f["name"].as_str().unwrap()).collect::<Vec<_>>().join(" ")
+    };
+    let (customer, subscription) = (plain("c"), plain("s"));
+    assert!(customer.contains("companyName") && customer.contains("cloud"), "{customer}");
+    assert!(subscription.contains("termEnd") && subscription.contains("status"), "{subscription}");
+
+    let query = |c: &str, s: &str| {
+        format!(
+            "{{ customers(first: 10) {{
+                 nodes {{ __typename {c} subscriptions(first: 10) {{ nodes {{ __typename {s} }} }} }}
+                 edges {{ node {{ {c} subscriptions(first: 10) {{ edges {{ node {{ {s} }} }} }} }} }} }} }}"
+        )
+    };
+    let fast = app.data(&token, &query(&customer, &subscription), json!({})).await;
+    let fallback = app
+        .data(
+            &token,
+            &query(&format!("... on Customer {{ {customer} }}"), &format!("... on Subscription {{ {subscription} }}")),
+            json!({}),
+        )
+        .await;
+    let subscriptions: usize = fast["customers"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["subscriptions"]["nodes"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(subscriptions, 10, "every demo subscription is in the answer");
+    assert_eq!(fast["customers"]["nodes"][0]["__typename"], "Customer");
+    assert_eq!(fast, fallback);
+}

@@ -64,6 +64,15 @@ pub fn build<M, N, E>(
 
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty, $conn_doc:literal, $edge_doc:literal) => {
+        $crate::graphql::connection::connection!(@ $conn, $edge, $node, &$node, $conn_doc, $edge_doc, |node| node);
+    };
+    // Nodes with plain fields (`graphql::plain`): resolved without a future per plain field.
+    (fast $conn:ident, $edge:ident, $node:ty, $conn_doc:literal, $edge_doc:literal) => {
+        $crate::graphql::connection::connection!(
+            @ $conn, $edge, $node, $crate::graphql::plain::Fast<&$node>, $conn_doc, $edge_doc, $crate::graphql::plain::Fast
+        );
+    };
+    (@ $conn:ident, $edge:ident, $node:ty, $out:ty, $conn_doc:literal, $edge_doc:literal, $wrap:expr) => {
         #[doc = $conn_doc]
         pub struct $conn {
             pub edges: Vec<$edge>,
@@ -80,8 +89,8 @@ macro_rules! connection {
             }
 
             /// The items of this page, without cursors.
-            async fn nodes(&self) -> Vec<&$node> {
-                self.edges.iter().map(|e| &e.node).collect()
+            async fn nodes(&self) -> Vec<$out> {
+                self.edges.iter().map(|e| ($wrap)(&e.node)).collect()
             }
 
             /// Where this page sits in the list.
@@ -105,20 +114,22 @@ macro_rules! connection {
         }
 
         #[doc = $edge_doc]
-        #[derive(async_graphql::SimpleObject)]
-        #[graphql(complex)]
         pub struct $edge {
-            #[graphql(skip)]
             pub cursor: $crate::access::Cursor,
-            /// The item.
             pub node: $node,
         }
 
-        #[async_graphql::ComplexObject]
+        #[doc = $edge_doc]
+        #[async_graphql::Object]
         impl $edge {
             /// An opaque position in the list; pass it as `after` to continue after this item.
             async fn cursor(&self) -> String {
                 self.cursor.encode()
+            }
+
+            /// The item.
+            async fn node(&self) -> $out {
+                ($wrap)(&self.node)
             }
         }
     };

@@ -10,6 +10,7 @@ pub mod guard;
 pub mod ids;
 pub mod loaders;
 pub mod mutation;
+pub mod plain;
 pub mod query;
 pub mod realtime;
 pub mod types;

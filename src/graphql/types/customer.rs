@@ -20,13 +20,14 @@ use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::{
     ChildCounts, ChildFilter, Children, ChildrenKey, Loaders, RELATIONSHIP_REFS, References, Refs, SUBSCRIPTION_REFS,
 };
+use crate::graphql::plain::{PlainFields, enumeration, scalar};
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 
 /// A customer organisation. It may have no partner at all (it bought directly from the vendor).
 pub struct Customer(pub customer::Model);
 
 connection!(
-    CustomerConnection,
+    fast CustomerConnection,
     CustomerEdge,
     Customer,
     "A page of customers visible to the caller.",
@@ -290,4 +291,22 @@ fn nested_args<F: async_graphql::InputType + Default>(
         }
     }
     Ok(Some((page_args(&rc.limits, first, None)?.first, filter)))
+}
+
+impl PlainFields for Customer {
+    fn plain_field(&self, name: &str) -> Option<async_graphql::Value> {
+        let c = &self.0;
+        Some(match name {
+            "id" => scalar(&ids::encode(NodeType::Customer, c.id)),
+            "tenantId" => scalar(&c.tenant_id),
+            "companyName" => scalar(&c.company_name),
+            "domain" => scalar(&c.domain),
+            "country" => scalar(&c.country),
+            "cloud" => enumeration(Cloud::from(c.cloud)),
+            "version" => scalar(&c.version),
+            "createdAt" => scalar(&c.created_at),
+            "updatedAt" => scalar(&c.updated_at),
+            _ => return None,
+        })
+    }
 }

@@ -10,13 +10,14 @@ use super::partner::Partner;
 use super::{customer_ref, partner_ref, subscription_ref};
 use crate::graphql::connection::connection;
 use crate::graphql::ids::{self, NodeType};
+use crate::graphql::plain::{PlainFields, enumeration, optional, scalar};
 
 /// A customer's subscription to an offer, as it stands now (a term that ended has already renewed or
 /// expired, whether or not the lifecycle runner has passed).
 pub struct Subscription(pub subscription::Model);
 
 connection!(
-    SubscriptionConnection,
+    fast SubscriptionConnection,
     SubscriptionEdge,
     Subscription,
     "A page of subscriptions visible to the caller.",
@@ -130,5 +131,31 @@ impl Subscription {
     /// When it was cancelled, if it was.
     async fn cancelled_at(&self) -> Option<DateTime<Utc>> {
         self.0.cancelled_at
+    }
+}
+
+impl PlainFields for Subscription {
+    fn plain_field(&self, name: &str) -> Option<async_graphql::Value> {
+        let s = &self.0;
+        Some(match name {
+            "id" => scalar(&ids::encode(NodeType::Subscription, s.id)),
+            "offerId" => scalar(&s.offer_id),
+            "offerName" => scalar(&s.offer_name),
+            "billingModel" => enumeration(BillingModel::from(s.billing_model)),
+            "channel" => enumeration(Channel::from(s.channel)),
+            "quantity" => optional(&s.quantity),
+            "status" => enumeration(SubscriptionStatus::from(s.status)),
+            "termMonths" => optional(&s.term_months),
+            "termStart" => scalar(&s.term_start),
+            "termEnd" => optional(&s.term_end),
+            "autoRenew" => scalar(&s.auto_renew),
+            "cancellationAllowedUntil" => optional(&s.cancellation_allowed_until),
+            "externalReference" => optional(&s.external_reference),
+            "version" => scalar(&s.version),
+            "createdAt" => scalar(&s.created_at),
+            "updatedAt" => scalar(&s.updated_at),
+            "cancelledAt" => optional(&s.cancelled_at),
+            _ => return None,
+        })
     }
 }
