@@ -136,6 +136,76 @@ impl Scope {
         }
     }
 
+    /// Customers, for reads that name their rows (by id): the rule of [`Self::customer_condition`]
+    /// written as a probe of the row's own relationships. See [`Self::subscription_probe_condition`].
+    pub fn customer_probe_condition(&self) -> Condition {
+        use relationship::Column as R;
+        match self.viewer {
+            Viewer::Partner { id, .. } => Condition::all().add(Self::link_probe(
+                (customer::Entity, customer::Column::Id),
+                Condition::any().add(R::PartnerId.eq(id)).add(R::IndirectProviderId.eq(id)),
+                self.delegated_admin_probe(id),
+            )),
+            _ => self.customer_condition(),
+        }
+    }
+
+    /// Subscriptions, for reads that name their rows by id or by customer (lookups, nested pages
+    /// of listed customers, a write's load): the rule of [`Self::subscription_condition`], written
+    /// so that PostgreSQL plans it in a fraction of the time. The isolation property test
+    /// (`isolation::r1_every_tenant_sees_exactly_what_the_visibility_rule_allows`) holds both forms
+    /// to its own model of the rule: its list walks read through the list form, its `nodes`
+    /// lookups of every object and its nested connections through this one. The list form's `OR` of two kinds of
+    /// link makes the planner weigh index paths for each branch on every call (about 1 ms of the
+    /// ~2 ms PostgreSQL spent on a page of 50 customers' subscriptions); here the row's own
+    /// relationships are probed by `customer_id` and the kind picks the rule in one `CASE`, which
+    /// the planner takes as it is. Lists driven by the caller (a page of all its subscriptions)
+    /// keep the list form: it lets PostgreSQL start from the caller's relationships.
+    pub fn subscription_probe_condition(&self) -> Condition {
+        use relationship::Column as R;
+        use subscription::Column as S;
+        match self.viewer {
+            Viewer::Partner { id, .. } => Condition::all().add(Self::link_probe(
+                (subscription::Entity, S::CustomerId),
+                Condition::all()
+                    .add(Condition::any().add(R::PartnerId.eq(id)).add(R::IndirectProviderId.eq(id)))
+                    .add(Condition::any().add(S::PartnerId.eq(id)).add(S::ResellerId.eq(id))),
+                self.delegated_admin_probe(id),
+            )),
+            _ => self.subscription_condition(),
+        }
+    }
+
+    /// `EXISTS (SELECT 1 FROM relationship WHERE customer_id = <customer> AND status = 'ACTIVE' AND
+    /// CASE kind WHEN RESELLER THEN <reseller> WHEN DELEGATED_ADMIN THEN <delegated> ELSE false END)`.
+    fn link_probe<T, C>(customer: (T, C), reseller: Condition, delegated: Condition) -> sea_orm::sea_query::SimpleExpr
+    where
+        T: sea_orm::sea_query::IntoIden,
+        C: sea_orm::sea_query::IntoIden,
+    {
+        use relationship::Column as R;
+        use sea_orm::ExprTrait;
+        let rule = Expr::case(R::Kind.eq(RelationshipKind::Reseller), reseller)
+            .case(R::Kind.eq(RelationshipKind::DelegatedAdmin), delegated)
+            .finally(Expr::val(false));
+        Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(relationship::Entity)
+                .and_where(Expr::col((relationship::Entity, R::CustomerId)).equals(customer))
+                .and_where(R::Status.eq(RelationshipStatus::Active))
+                .and_where(rule.into())
+                .to_owned(),
+        )
+    }
+
+    /// The delegated-admin rule of [`Self::delegated_admin_condition`] for a relationship already
+    /// known ACTIVE and of that kind.
+    fn delegated_admin_probe(&self, partner_id: Uuid) -> Condition {
+        use relationship::Column as R;
+        Condition::all().add(R::PartnerId.eq(partner_id)).add(R::ExpiresAt.gt(self.now))
+    }
+
     /// Relationships the caller is a party to.
     pub fn relationship_condition(&self) -> Condition {
         use relationship::Column as R;

@@ -27,6 +27,11 @@ use crate::error::{ApiError, ApiResult};
 pub trait Visible: EntityTrait {
     /// The rows of this table the scope may see.
     fn visible(scope: &Scope) -> Select<Self>;
+    /// The same rows, for reads that name them by id or by parent (the probe form of the rule,
+    /// where it has one: see [`Scope::subscription_probe_condition`]).
+    fn visible_named(scope: &Scope) -> Select<Self> {
+        Self::visible(scope)
+    }
     /// The primary key column (a UUIDv7, so it also orders by creation).
     fn id_column() -> Self::Column;
     /// The primary key of a row.
@@ -39,11 +44,14 @@ pub trait Visible: EntityTrait {
 }
 
 macro_rules! visible {
-    ($module:ident, $select:ident $(, $decode:path)?) => {
+    ($module:ident, $select:ident $(, $decode:path, $probe:ident)?) => {
         impl Visible for $module::Entity {
             fn visible(scope: &Scope) -> Select<Self> {
                 scope.$select()
             }
+            $(fn visible_named(scope: &Scope) -> Select<Self> {
+                $module::Entity::find().filter(scope.$probe())
+            })?
             fn id_column() -> Self::Column {
                 $module::Column::Id
             }
@@ -58,8 +66,8 @@ macro_rules! visible {
 }
 
 visible!(partner, partners);
-visible!(customer, customers, super::rows::customer);
-visible!(subscription, subscriptions, super::rows::subscription);
+visible!(customer, customers, super::rows::customer, customer_probe_condition);
+visible!(subscription, subscriptions, super::rows::subscription, subscription_probe_condition);
 visible!(relationship, relationships);
 visible!(subscription_transfer, transfers);
 visible!(audit_event, audit_events);
@@ -204,12 +212,16 @@ impl Reader {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.all::<E>(E::visible(&self.scope).filter(E::id_column().is_in(ids.iter().copied()))).await
+        self.all::<E>(E::visible_named(&self.scope).filter(E::id_column().is_in(ids.iter().copied()))).await
     }
 
     /// One visible row, or `None`.
     pub async fn by_id<E: Visible>(&self, id: Uuid) -> ApiResult<Option<E::Model>> {
-        Ok(self.all::<E>(E::visible(&self.scope).filter(E::id_column().eq(id)).limit(1)).await?.into_iter().next())
+        Ok(self
+            .all::<E>(E::visible_named(&self.scope).filter(E::id_column().eq(id)).limit(1))
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// A page of the visible rows matching `filter`, keyset-paginated.
@@ -255,11 +267,11 @@ impl Reader {
             // One parent (a lookup such as `customer(id:) { subscriptions }`): its first rows by the
             // index on (parent, id), without ranking all of its rows first.
             let select =
-                E::visible(&self.scope).filter(filter).filter(parent.eq(*only)).order_by(id, Order::Asc).limit(n);
+                E::visible_named(&self.scope).filter(filter).filter(parent.eq(*only)).order_by(id, Order::Asc).limit(n);
             return self.all::<E>(select).await;
         }
         let rank = format!("ROW_NUMBER() OVER (PARTITION BY \"{}\" ORDER BY \"{}\")", parent.as_str(), id.as_str());
-        let inner = E::visible(&self.scope)
+        let inner = E::visible_named(&self.scope)
             .filter(filter)
             .filter(parent.is_in(parents.iter().copied()))
             .expr_as(Expr::cust(rank), "ph_rank")

@@ -99,7 +99,7 @@ impl Actor {
     /// A row the caller may see, read inside the transaction; `None` otherwise.
     pub async fn find<E: Visible>(&self, txn: &impl sea_orm::ConnectionTrait, id: Uuid) -> ApiResult<Option<E::Model>> {
         let select = sea_orm::QuerySelect::limit(
-            E::visible(&self.scope).filter(sea_orm::ColumnTrait::eq(&E::id_column(), id)),
+            E::visible_named(&self.scope).filter(sea_orm::ColumnTrait::eq(&E::id_column(), id)),
             1,
         );
         Ok(crate::access::fetch_all(txn, select).await?.into_iter().next())
@@ -229,7 +229,7 @@ impl Writer {
             .from(entity::partner::Entity)
             .and_where(entity::partner::Column::Id.eq(partner_id))
             .to_owned();
-        let select = E::visible(&actor.scope)
+        let select = E::visible_named(&actor.scope)
             .filter(E::id_column().eq(id))
             .expr_as(Expr::SubQuery(None, Box::new(status.into())), PARTNER_STATUS)
             .limit(1);
