@@ -10,9 +10,12 @@
 //! not know, keep SeaORM's decoding. A test (`tests/queries.rs`,
 //! `rows_decoded_by_position_equal_rows_decoded_by_name`) reads the same rows both ways.
 
+use chrono::{DateTime, Utc};
 use entity::enums::{BillingModel, Channel, Cloud, SubscriptionStatus};
 use entity::{customer, subscription};
-use sea_orm::sqlx::{ColumnIndex, Decode, Row, Type};
+use sea_orm::sqlx::postgres::{PgRow, PgValueFormat};
+use sea_orm::sqlx::sqlite::SqliteRow;
+use sea_orm::sqlx::{ColumnIndex, Decode, Row, Type, ValueRef};
 use sea_orm::{DbErr, FromQueryResult, QueryResult};
 
 fn type_error(column: usize, err: impl std::fmt::Display) -> DbErr {
@@ -40,6 +43,46 @@ where
 {
     let text: &str = col(row, i)?;
     parse(text).ok_or_else(|| type_error(i, format!("unexpected value {text:?}")))
+}
+
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01T00:00:00Z).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Timestamp columns. sqlx decodes PostgreSQL's binary `timestamptz` (microseconds since 2000)
+/// through a `NaiveDate` built from the calendar for every value, then converts it twice (a third
+/// of the decoding of a subscription row, five timestamps each); here it is one addition.
+trait Times {
+    fn time(&self, i: usize) -> Result<Option<DateTime<Utc>>, DbErr>;
+}
+
+impl Times for PgRow {
+    fn time(&self, i: usize) -> Result<Option<DateTime<Utc>>, DbErr> {
+        let value = self.try_get_raw(i).map_err(|e| type_error(i, e))?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        if value.format() != PgValueFormat::Binary {
+            return col(self, i);
+        }
+        let bytes = value.as_bytes().map_err(|e| type_error(i, e))?;
+        let micros = <[u8; 8]>::try_from(bytes).map_err(|_| type_error(i, "a timestamp is 8 bytes"))?;
+        i64::from_be_bytes(micros)
+            .checked_add(PG_EPOCH_MICROS)
+            .and_then(DateTime::from_timestamp_micros)
+            .map(Some)
+            .ok_or_else(|| type_error(i, "timestamp out of range"))
+    }
+}
+
+impl Times for SqliteRow {
+    fn time(&self, i: usize) -> Result<Option<DateTime<Utc>>, DbErr> {
+        col(self, i)
+    }
+}
+
+/// A timestamp column that is never `NULL`.
+fn time<R: Times>(row: &R, i: usize) -> Result<DateTime<Utc>, DbErr> {
+    row.time(i)?.ok_or_else(|| type_error(i, "unexpected NULL"))
 }
 
 /// Runs `$body` with `$r` bound to the driver's row (PostgreSQL or SQLite), else `$fallback`.
@@ -71,16 +114,16 @@ pub fn subscription(row: &QueryResult) -> Result<subscription::Model, DbErr> {
             quantity: col(r, 8)?,
             status: text(r, 9, SubscriptionStatus::from_text)?,
             term_months: col(r, 10)?,
-            term_start: col(r, 11)?,
-            term_end: col(r, 12)?,
+            term_start: time(r, 11)?,
+            term_end: r.time(12)?,
             auto_renew: col(r, 13)?,
-            cancellation_allowed_until: col(r, 14)?,
+            cancellation_allowed_until: r.time(14)?,
             external_reference: col(r, 15)?,
             migrated_from_id: col(r, 16)?,
             version: col(r, 17)?,
-            created_at: col(r, 18)?,
-            updated_at: col(r, 19)?,
-            cancelled_at: col(r, 20)?,
+            created_at: time(r, 18)?,
+            updated_at: time(r, 19)?,
+            cancelled_at: r.time(20)?,
         })
     })
 }
@@ -96,8 +139,8 @@ pub fn customer(row: &QueryResult) -> Result<customer::Model, DbErr> {
             country: col(r, 4)?,
             cloud: text(r, 5, Cloud::from_text)?,
             version: col(r, 6)?,
-            created_at: col(r, 7)?,
-            updated_at: col(r, 8)?,
+            created_at: time(r, 7)?,
+            updated_at: time(r, 8)?,
         })
     })
 }
