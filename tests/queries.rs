@@ -515,4 +515,24 @@ async fn plain_fields_answer_as_async_graphql_does() {
     assert_eq!(subscriptions, 10, "every demo subscription is in the answer");
     assert_eq!(fast["customers"]["nodes"][0]["__typename"], "Customer");
     assert_eq!(fast, fallback);
+
+    // A field beside the plain ones that fails for each customer (a nested page after a cursor
+    // that is not one): the same data and the same errors either way.
+    let failing = |c: &str| {
+        format!(
+            "{{ customers(first: 3) {{ nodes {{ {c} subscriptions(first: 2, after: \"bad\") {{ nodes {{ id }} }} }} }} }}"
+        )
+    };
+    let fast = app.gql_as(Some(&token), &failing("id companyName"), json!({})).await;
+    let fallback = app.gql_as(Some(&token), &failing("... on Customer { id companyName }"), json!({})).await;
+    assert_eq!(fast["errors"].as_array().map(Vec::len), Some(3), "one error per customer: {fast}");
+    assert_eq!(fast["errors"][2]["path"], json!(["customers", "nodes", 2, "subscriptions"]), "{fast}");
+    assert_eq!(fast["data"], fallback["data"]);
+    // The same errors, at the same paths (the fragment only moves the columns of their locations).
+    let without_locations = |answer: &Value| {
+        let mut errors = answer["errors"].clone();
+        errors.as_array_mut().unwrap().iter_mut().for_each(|e| _ = e.as_object_mut().unwrap().remove("locations"));
+        errors
+    };
+    assert_eq!(without_locations(&fast), without_locations(&fallback));
 }
