@@ -70,10 +70,12 @@ where
     E::Model: Send + Sync + Clone + References,
     E::Column: Send + Sync,
 {
-    type Value = Vec<E::Model>;
+    /// Shared: the DataLoader copies a value into its cache, into the answer of the batch that
+    /// primed it and into each later lookup; a page is copied out once, by the field that shows it.
+    type Value = Arc<Vec<E::Model>>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[ChildrenKey<F>]) -> Result<HashMap<ChildrenKey<F>, Vec<E::Model>>, Self::Error> {
+    async fn load(&self, keys: &[ChildrenKey<F>]) -> Result<HashMap<ChildrenKey<F>, Self::Value>, Self::Error> {
         let mut groups: HashMap<(u64, F, Refs), Vec<Uuid>> = HashMap::new();
         for key in keys {
             groups.entry((key.limit, key.filter.clone(), key.refs)).or_default().push(key.parent);
@@ -90,7 +92,7 @@ where
                 }
             }
             for (parent, list) in by_parent {
-                out.insert(ChildrenKey { parent, limit, filter: filter.clone(), refs }, list);
+                out.insert(ChildrenKey { parent, limit, filter: filter.clone(), refs }, Arc::new(list));
             }
         }
         Ok(out)

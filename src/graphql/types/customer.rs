@@ -22,6 +22,7 @@ use crate::graphql::loaders::{
 };
 use crate::graphql::plain::{PlainFields, enumeration, scalar};
 use async_graphql::dataloader::{DataLoader, HashMapCache};
+use std::sync::Arc;
 
 /// A customer organisation. It may have no partner at all (it bought directly from the vendor).
 pub struct Customer(pub customer::Model);
@@ -218,7 +219,7 @@ where
             PageArgs { after: None, first } => {
                 let key = ChildrenKey { parent: self.parent, limit: first + 1, filter: key, refs };
                 let rows = (self.rows)(&session.loaders).load_one(key).await.map_err(ApiError::from_gql)?;
-                page_from_rows::<E>(rows.unwrap_or_default(), *first, total)
+                page_from_rows::<E>(rows.map(Arc::unwrap_or_clone).unwrap_or_default(), *first, total)
             }
             PageArgs { .. } => {
                 let cond = Condition::all().add(self.column.eq(self.parent)).add(key.condition_at(rc.now));
