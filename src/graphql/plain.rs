@@ -12,10 +12,11 @@
 //!
 //! Anything this does not cover falls back to async-graphql's own resolution: fragments, custom
 //! field directives (`@skip`/`@include` are already applied by async-graphql before execution), a
-//! response key selected twice (async-graphql merges those). Extensions' `resolve` hooks do not
-//! see plain fields: the schema's one extension (`graphql::cost`) has none, and the schema that
-//! executes operations has no extension at all. The test `queries::plain_fields_answer_as_async_graphql_does` compares every plain
-//! field of every node type with the same field selected through a fragment (the fallback).
+//! response key selected twice (async-graphql merges those), a selection of more than 32 fields.
+//! Extensions' `resolve` hooks do not see plain fields: the schema's one extension
+//! (`graphql::cost`) has none, and the schema that executes operations has no extension at all.
+//! The test `queries::plain_fields_answer_as_async_graphql_does` compares every plain field of
+//! every node type with the same field selected through a fragment (the fallback).
 
 use std::borrow::Cow;
 
@@ -72,9 +73,17 @@ pub fn enumeration<T: EnumType>(value: T) -> Value {
     async_graphql::resolver_utils::enum_value(value)
 }
 
+/// The widest selection resolved in place (every node type here has fewer fields).
+const MAX_IN_PLACE_SELECTION: usize = 32;
+
 /// Resolves `root`'s selection: plain fields in place, the others as async-graphql does.
 async fn resolve<'a, T: PlainFields>(ctx: &ContextSelectionSet<'a>, root: &'a T) -> ServerResult<Value> {
     let items = &ctx.item.node.items;
+    // The duplicate-key check below is quadratic; a selection this wide (a hostile document of
+    // aliases, say) takes async-graphql's path, which is linear.
+    if items.len() > MAX_IN_PLACE_SELECTION {
+        return resolve_container(ctx, root).await;
+    }
     // One slot per selected field, in query order: its value now, or `None` for a future's.
     let mut slots: Vec<(&'a Name, Option<Value>)> = Vec::with_capacity(items.len());
     let mut deferred = Vec::new();
