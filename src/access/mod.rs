@@ -126,11 +126,7 @@ impl Scope {
             Viewer::Partner { id, .. } => Condition::all().add(Self::link_exists(
                 (subscription::Entity, S::CustomerId),
                 Condition::any()
-                    .add(
-                        Condition::all()
-                            .add(Self::reseller_link(id))
-                            .add(Condition::any().add(S::PartnerId.eq(id)).add(S::ResellerId.eq(id))),
-                    )
+                    .add(Condition::all().add(Self::reseller_link(id)).add(Self::sold_by(id)))
                     .add(self.delegated_admin_condition(id)),
             )),
         }
@@ -139,11 +135,10 @@ impl Scope {
     /// Customers, for reads that name their rows (by id): the rule of [`Self::customer_condition`]
     /// written as a probe of the row's own relationships. See [`Self::subscription_probe_condition`].
     pub fn customer_probe_condition(&self) -> Condition {
-        use relationship::Column as R;
         match self.viewer {
             Viewer::Partner { id, .. } => Condition::all().add(Self::link_probe(
                 (customer::Entity, customer::Column::Id),
-                Condition::any().add(R::PartnerId.eq(id)).add(R::IndirectProviderId.eq(id)),
+                Self::reseller_party(id),
                 self.delegated_admin_probe(id),
             )),
             _ => self.customer_condition(),
@@ -162,14 +157,11 @@ impl Scope {
     /// the planner takes as it is. Lists driven by the caller (a page of all its subscriptions)
     /// keep the list form: it lets PostgreSQL start from the caller's relationships.
     pub fn subscription_probe_condition(&self) -> Condition {
-        use relationship::Column as R;
         use subscription::Column as S;
         match self.viewer {
             Viewer::Partner { id, .. } => Condition::all().add(Self::link_probe(
                 (subscription::Entity, S::CustomerId),
-                Condition::all()
-                    .add(Condition::any().add(R::PartnerId.eq(id)).add(R::IndirectProviderId.eq(id)))
-                    .add(Condition::any().add(S::PartnerId.eq(id)).add(S::ResellerId.eq(id))),
+                Condition::all().add(Self::reseller_party(id)).add(Self::sold_by(id)),
                 self.delegated_admin_probe(id),
             )),
             _ => self.subscription_condition(),
@@ -280,8 +272,7 @@ impl Scope {
         Condition::all()
             .add(R::Kind.eq(RelationshipKind::DelegatedAdmin))
             .add(R::Status.eq(RelationshipStatus::Active))
-            .add(R::PartnerId.eq(partner_id))
-            .add(R::ExpiresAt.gt(self.now))
+            .add(self.delegated_admin_probe(partner_id))
     }
 
     // ----- relations used by nested connections (intersected with the caller's scope by the reader) -----
@@ -402,7 +393,20 @@ impl Scope {
         Condition::all()
             .add(R::Kind.eq(RelationshipKind::Reseller))
             .add(R::Status.eq(RelationshipStatus::Active))
-            .add(Condition::any().add(R::PartnerId.eq(partner_id)).add(R::IndirectProviderId.eq(partner_id)))
+            .add(Self::reseller_party(partner_id))
+    }
+
+    /// A relationship naming `partner_id` as partner or indirect provider (what a RESELLER link
+    /// grants it).
+    fn reseller_party(partner_id: Uuid) -> Condition {
+        use relationship::Column as R;
+        Condition::any().add(R::PartnerId.eq(partner_id)).add(R::IndirectProviderId.eq(partner_id))
+    }
+
+    /// A subscription `partner_id` is partner or reseller of record of.
+    fn sold_by(partner_id: Uuid) -> Condition {
+        use subscription::Column as S;
+        Condition::any().add(S::PartnerId.eq(partner_id)).add(S::ResellerId.eq(partner_id))
     }
 
     fn partners_named_on_subscriptions_and_transfers(&self) -> Condition {
