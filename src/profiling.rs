@@ -2,7 +2,8 @@
 //! --features profiling`): `pprof` samples every thread with `SIGPROF` (no kernel perf events
 //! needed, so it works in containers and VMs that forbid them). With `PARTNERHUB_PROFILE=<path>`,
 //! sampling runs from start-up to shutdown, then `<path>.svg` (a flame graph) and `<path>.txt`
-//! (the functions with the most samples, self and inclusive) are written.
+//! (the functions with the most samples, self and inclusive) and `<path>.folded` (every sampled
+//! stack, in the folded format) are written.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -46,6 +47,18 @@ impl Profile {
                 }
             }
             Err(err) => tracing::warn!(error = %err, "flame graph not written"),
+        }
+        // The stacks themselves, one line each (root first, `;`-separated, then the count): the
+        // folded format that flame graph tools and ad-hoc scripts read.
+        let mut folded = String::new();
+        for (frames, count) in &report.data {
+            let mut names: Vec<String> =
+                frames.frames.iter().flat_map(|frame| frame.iter().map(|symbol| symbol.name())).collect();
+            names.reverse();
+            let _ = writeln!(folded, "{} {count}", names.join(";"));
+        }
+        if let Err(err) = std::fs::write(format!("{}.folded", self.path), folded) {
+            tracing::warn!(error = %err, "folded stacks not written");
         }
         let mut total = 0isize;
         let mut own: HashMap<String, isize> = HashMap::new();

@@ -16,6 +16,7 @@ use crate::auth::{Principal, Tenant};
 
 mod reader;
 pub mod rows;
+pub mod template;
 
 pub use reader::{
     Cursor, CursorKey, Page, PageArgs, Reader, Sort, TotalCount, Visible, fetch_all, page_from_rows,

@@ -3,6 +3,7 @@
 //! The GraphQL layer holds a [`Reader`], never a bare connection, so every list, lookup, page, count
 //! and batched nested page it can ask for already carries the caller's visibility (R1).
 
+use std::any::TypeId;
 use std::collections::HashMap;
 
 use base64::Engine;
@@ -20,6 +21,7 @@ use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::template::{self, Args, Shape};
 use super::{PartnerLink, Scope};
 use crate::error::{ApiError, ApiResult};
 
@@ -212,16 +214,24 @@ impl Reader {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        self.all::<E>(E::visible_named(&self.scope).filter(E::id_column().is_in(ids.iter().copied()))).await
+        let args = Args { scope: self.scope, ids: ids.to_vec(), ints: Vec::new() };
+        let shape = Shape { what: "by_ids", entity: TypeId::of::<E>(), ids: ids.len() };
+        let backend = self.db.get_database_backend();
+        let statement = template::statement(backend, shape, &args, |args| {
+            E::visible_named(&args.scope).filter(E::id_column().is_in(args.ids.iter().copied())).build(backend)
+        });
+        self.decode_all::<E>(statement).await
     }
 
     /// One visible row, or `None`.
     pub async fn by_id<E: Visible>(&self, id: Uuid) -> ApiResult<Option<E::Model>> {
-        Ok(self
-            .all::<E>(E::visible_named(&self.scope).filter(E::id_column().eq(id)).limit(1))
-            .await?
-            .into_iter()
-            .next())
+        let args = Args { scope: self.scope, ids: vec![id], ints: Vec::new() };
+        let shape = Shape { what: "by_id", entity: TypeId::of::<E>(), ids: 1 };
+        let backend = self.db.get_database_backend();
+        let statement = template::statement(backend, shape, &args, |args| {
+            E::visible_named(&args.scope).filter(E::id_column().eq(args.ids[0])).limit(1).build(backend)
+        });
+        Ok(self.decode_all::<E>(statement).await?.into_iter().next())
     }
 
     /// A page of the visible rows matching `filter`, keyset-paginated.
@@ -262,28 +272,45 @@ impl Reader {
         if parents.is_empty() {
             return Ok(Vec::new());
         }
-        let id = E::id_column();
-        if let [only] = parents {
-            // One parent (a lookup such as `customer(id:) { subscriptions }`): its first rows by the
-            // index on (parent, id), without ranking all of its rows first.
-            let select =
-                E::visible_named(&self.scope).filter(filter).filter(parent.eq(*only)).order_by(id, Order::Asc).limit(n);
-            return self.all::<E>(select).await;
-        }
-        let rank = format!("ROW_NUMBER() OVER (PARTITION BY \"{}\" ORDER BY \"{}\")", parent.as_str(), id.as_str());
-        let inner = E::visible_named(&self.scope)
-            .filter(filter)
-            .filter(parent.is_in(parents.iter().copied()))
-            .expr_as(Expr::cust(rank), "ph_rank")
-            .into_query();
-        let outer = Query::select()
-            .column(Asterisk)
-            .from_subquery(inner, "ph_ranked")
-            .and_where(Expr::col("ph_rank").lte(n as i64))
-            .order_by(parent, Order::Asc)
-            .order_by(id, Order::Asc)
-            .to_owned();
-        self.decode_all::<E>(self.db.get_database_backend().build(&outer)).await
+        let backend = self.db.get_database_backend();
+        let build = |args: &Args, filter: Condition| {
+            let (id, n) = (E::id_column(), args.ints[0]);
+            if let [only] = args.ids[..] {
+                // One parent (a lookup such as `customer(id:) { subscriptions }`): its first rows by
+                // the index on (parent, id), without ranking all of its rows first.
+                return E::visible_named(&args.scope)
+                    .filter(filter)
+                    .filter(parent.eq(only))
+                    .order_by(id, Order::Asc)
+                    .limit(n as u64)
+                    .build(backend);
+            }
+            let rank = format!("ROW_NUMBER() OVER (PARTITION BY \"{}\" ORDER BY \"{}\")", parent.as_str(), id.as_str());
+            let inner = E::visible_named(&args.scope)
+                .filter(filter)
+                .filter(parent.is_in(args.ids.iter().copied()))
+                .expr_as(Expr::cust(rank), "ph_rank")
+                .into_query();
+            let outer = Query::select()
+                .column(Asterisk)
+                .from_subquery(inner, "ph_ranked")
+                .and_where(Expr::col("ph_rank").lte(n))
+                .order_by(parent, Order::Asc)
+                .order_by(id, Order::Asc)
+                .to_owned();
+            backend.build(&outer)
+        };
+        let args = Args { scope: self.scope, ids: parents.to_vec(), ints: vec![n as i64] };
+        // Unfiltered pages (the common case) are templated per parent column; a filter's shape is
+        // the client's to choose, so a filtered page is built each time.
+        let statement = match (filter.is_empty(), parent_shape::<E>(parent)) {
+            (true, Some(what)) => {
+                let shape = Shape { what, entity: TypeId::of::<E>(), ids: parents.len() };
+                template::statement(backend, shape, &args, |args| build(args, filter.clone()))
+            }
+            _ => build(&args, filter),
+        };
+        self.decode_all::<E>(statement).await
     }
 
     /// How many visible rows matching `filter` each parent has, in one statement.
@@ -487,6 +514,15 @@ fn in_order<E: Visible>(mut select: Select<E>, sort: &Sort<E>) -> Select<E> {
         select = select.order_by(*column, sort.direction.clone());
     }
     select.order_by(E::id_column(), sort.direction.clone())
+}
+
+/// The name of the template shape of nested pages of `E` by `parent` (a static name per column).
+fn parent_shape<E: Visible>(parent: E::Column) -> Option<&'static str> {
+    match parent.as_str() {
+        "customer_id" => Some("first_per_parent:customer_id"),
+        "partner_id" => Some("first_per_parent:partner_id"),
+        _ => None,
+    }
 }
 
 /// The rows of a select of whole rows of `E` on any connection (a transaction included), decoded

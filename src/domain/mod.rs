@@ -219,21 +219,30 @@ impl Writer {
     /// judged first, as the two separate reads do: when no row comes back, the partner's row is
     /// read on its own to tell `PARTNER_SUSPENDED` from `NOT_FOUND`.
     pub async fn load_for_write<E: Visible>(&self, actor: &Actor, id: Uuid, what: &str) -> ApiResult<E::Model> {
+        use crate::access::template;
         use sea_orm::sea_query::{Expr, Query};
         use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QuerySelect, QueryTrait};
         let Some(partner_id) = self.partner else {
             return actor.load::<E>(&self.db, id, what).await;
         };
-        let status = Query::select()
-            .column(entity::partner::Column::Status)
-            .from(entity::partner::Entity)
-            .and_where(entity::partner::Column::Id.eq(partner_id))
-            .to_owned();
-        let select = E::visible_named(&actor.scope)
-            .filter(E::id_column().eq(id))
-            .expr_as(Expr::SubQuery(None, Box::new(status.into())), PARTNER_STATUS)
-            .limit(1);
-        let row = self.db.query_one_raw(select.build(self.db.get_database_backend())).await?;
+        // Built once per shape (`access::template`): the partner, the row's id and the clock are
+        // its only values.
+        let backend = self.db.get_database_backend();
+        let args = template::Args { scope: actor.scope, ids: vec![partner_id, id], ints: Vec::new() };
+        let shape = template::Shape { what: "load_for_write", entity: std::any::TypeId::of::<E>(), ids: 2 };
+        let statement = template::statement(backend, shape, &args, |args| {
+            let status = Query::select()
+                .column(entity::partner::Column::Status)
+                .from(entity::partner::Entity)
+                .and_where(entity::partner::Column::Id.eq(args.ids[0]))
+                .to_owned();
+            E::visible_named(&args.scope)
+                .filter(E::id_column().eq(args.ids[1]))
+                .expr_as(Expr::SubQuery(None, Box::new(status.into())), PARTNER_STATUS)
+                .limit(1)
+                .build(backend)
+        });
+        let row = self.db.query_one_raw(statement).await?;
         let Some(row) = row else {
             self.partner_not_suspended().await?;
             return Err(ApiError::not_found(what));

@@ -3,11 +3,14 @@
 //! and its affected-row count decides, so two racing updates at one version serialize on both
 //! databases: exactly one wins, the other gets `VERSION_CONFLICT` and changes nothing.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
+
 use entity::{partner, relationship, subscription, subscription_transfer};
 use sea_orm::sea_query::{CommonTableExpression, Expr, InsertStatement, Query, WithClause};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, Iterable, QueryFilter,
-    QueryTrait,
+    QueryTrait, Statement, Values,
 };
 
 use super::audit::{self, By, Change};
@@ -104,22 +107,85 @@ pub async fn update_subscription_recorded<C: ConnectionTrait>(
 ) -> ApiResult<subscription::Model> {
     debug_assert_eq!(db.get_database_backend(), DbBackend::Postgres);
     after.version = before.version + 1;
-    let mut update = subscription::Entity::update_many()
-        .set(changed_columns(before.clone().into_active_model(), after.clone().into_active_model()))
-        .filter(subscription::Column::Id.eq(before.id))
-        .filter(subscription::Column::Version.eq(before.version))
-        .into_query();
-    update.returning_col(subscription::Column::Id);
+    let changes = changed_columns(before.clone().into_active_model(), after.clone().into_active_model());
     let (audit_row, outbox_row) = audit::rows(by, change);
-    let with = WithClause::new()
-        .cte(CommonTableExpression::new().query(update).table_name(UPDATED).to_owned())
-        .cte(CommonTableExpression::new().query(insert_per_updated_row(audit_row)?).table_name("ph_audit").to_owned())
-        .to_owned();
-    let statement = insert_per_updated_row(outbox_row)?.with(with);
-    if db.execute(&statement).await?.rows_affected() != 1 {
+    let statement = recorded_statement(before, changes, audit_row, outbox_row)?;
+    if db.execute_raw(statement).await?.rows_affected() != 1 {
         return Err(conflict("subscription", before.version + 1));
     }
     Ok(after)
+}
+
+/// The statement of [`update_subscription_recorded`]. Its SQL depends only on which columns
+/// change (the audit and outbox rows always set the same columns), so it is built with SeaORM
+/// once per set of changed columns and kept; later calls of that set take the values straight from
+/// the rows, in the order the builder binds them (the changed columns, the id and the version read,
+/// then the audit row's and the outbox row's set columns, each in column order). Debug builds (the
+/// test suite) build every statement and assert the two agree.
+fn recorded_statement(
+    before: &subscription::Model,
+    changes: subscription::ActiveModel,
+    audit_row: entity::audit_event::ActiveModel,
+    outbox_row: entity::outbox_event::ActiveModel,
+) -> ApiResult<Statement> {
+    static SQL: LazyLock<RwLock<HashMap<u64, Arc<str>>>> = LazyLock::new(Default::default);
+    let mut mask = 0u64;
+    let mut values = Vec::new();
+    for (i, column) in subscription::Column::iter().enumerate() {
+        if let Some(value) = changes.get(column).into_value() {
+            mask |= 1 << i;
+            values.push(value);
+        }
+    }
+    values.push(before.id.into());
+    values.push(before.version.into());
+    set_values(&audit_row, &mut values);
+    set_values(&outbox_row, &mut values);
+    let build = || -> ApiResult<Statement> {
+        let mut update = subscription::Entity::update_many()
+            .set(changes.clone())
+            .filter(subscription::Column::Id.eq(before.id))
+            .filter(subscription::Column::Version.eq(before.version))
+            .into_query();
+        update.returning_col(subscription::Column::Id);
+        let with = WithClause::new()
+            .cte(CommonTableExpression::new().query(update).table_name(UPDATED).to_owned())
+            .cte(
+                CommonTableExpression::new()
+                    .query(insert_per_updated_row(audit_row.clone())?)
+                    .table_name("ph_audit")
+                    .to_owned(),
+            )
+            .to_owned();
+        Ok(DbBackend::Postgres.build(&insert_per_updated_row(outbox_row.clone())?.with(with)))
+    };
+    let known = SQL.read().unwrap_or_else(|p| p.into_inner()).get(&mask).cloned();
+    let sql = match known {
+        Some(sql) => sql,
+        None => {
+            let built = build()?;
+            let sql: Arc<str> = built.sql.into();
+            SQL.write().unwrap_or_else(|p| p.into_inner()).insert(mask, sql.clone());
+            sql
+        }
+    };
+    let statement = Statement { sql: sql.to_string(), values: Some(Values(values)), db_backend: DbBackend::Postgres };
+    #[cfg(debug_assertions)]
+    {
+        let built = build()?;
+        assert_eq!(statement.sql, built.sql, "the kept SQL of a recorded update differs from the builder's");
+        assert_eq!(statement.values, built.values, "the values of a recorded update differ from the builder's");
+    }
+    Ok(statement)
+}
+
+/// The values of `row`'s set columns, in column order (as `insert_per_updated_row` binds them).
+fn set_values<A: ActiveModelTrait>(row: &A, values: &mut Vec<sea_orm::Value>) {
+    for column in <A::Entity as EntityTrait>::Column::iter() {
+        if let Some(value) = row.get(column).into_value() {
+            values.push(value);
+        }
+    }
 }
 
 /// The CTE holding the row an update changed.
