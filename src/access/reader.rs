@@ -215,7 +215,7 @@ impl Reader {
             return Ok(Vec::new());
         }
         let args = Args { scope: self.scope, ids: ids.to_vec(), ints: Vec::new() };
-        let shape = Shape { what: "by_ids", entity: TypeId::of::<E>(), ids: ids.len() };
+        let shape = Shape { what: "by_ids", by: "id", entity: TypeId::of::<E>(), ids: ids.len() };
         let backend = self.db.get_database_backend();
         let statement = template::statement(backend, shape, &args, |args| {
             E::visible_named(&args.scope).filter(E::id_column().is_in(args.ids.iter().copied())).build(backend)
@@ -226,7 +226,7 @@ impl Reader {
     /// One visible row, or `None`.
     pub async fn by_id<E: Visible>(&self, id: Uuid) -> ApiResult<Option<E::Model>> {
         let args = Args { scope: self.scope, ids: vec![id], ints: Vec::new() };
-        let shape = Shape { what: "by_id", entity: TypeId::of::<E>(), ids: 1 };
+        let shape = Shape { what: "by_id", by: "id", entity: TypeId::of::<E>(), ids: 1 };
         let backend = self.db.get_database_backend();
         let statement = template::statement(backend, shape, &args, |args| {
             E::visible_named(&args.scope).filter(E::id_column().eq(args.ids[0])).limit(1).build(backend)
@@ -303,12 +303,12 @@ impl Reader {
         let args = Args { scope: self.scope, ids: parents.to_vec(), ints: vec![n as i64] };
         // Unfiltered pages (the common case) are templated per parent column; a filter's shape is
         // the client's to choose, so a filtered page is built each time.
-        let statement = match (filter.is_empty(), parent_shape::<E>(parent)) {
-            (true, Some(what)) => {
-                let shape = Shape { what, entity: TypeId::of::<E>(), ids: parents.len() };
-                template::statement(backend, shape, &args, |args| build(args, filter.clone()))
-            }
-            _ => build(&args, filter),
+        let statement = if filter.is_empty() {
+            let shape =
+                Shape { what: "first_per_parent", by: parent.as_str(), entity: TypeId::of::<E>(), ids: parents.len() };
+            template::statement(backend, shape, &args, |args| build(args, filter.clone()))
+        } else {
+            build(&args, filter)
         };
         self.decode_all::<E>(statement).await
     }
@@ -514,15 +514,6 @@ fn in_order<E: Visible>(mut select: Select<E>, sort: &Sort<E>) -> Select<E> {
         select = select.order_by(*column, sort.direction.clone());
     }
     select.order_by(E::id_column(), sort.direction.clone())
-}
-
-/// The name of the template shape of nested pages of `E` by `parent` (a static name per column).
-fn parent_shape<E: Visible>(parent: E::Column) -> Option<&'static str> {
-    match parent.as_str() {
-        "customer_id" => Some("first_per_parent:customer_id"),
-        "partner_id" => Some("first_per_parent:partner_id"),
-        _ => None,
-    }
 }
 
 /// The rows of a select of whole rows of `E` on any connection (a transaction included), decoded

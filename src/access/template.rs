@@ -34,8 +34,10 @@ const MAX_TEMPLATES: usize = 2048;
 /// What decides a statement's SQL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Shape {
-    /// The read (`"by_ids"`, `"first_per_parent:customer_id"`, …).
+    /// The read (`"by_ids"`, `"first_per_parent"`, …).
     pub what: &'static str,
+    /// The column it selects by (`"id"`, `"customer_id"`, …).
+    pub by: &'static str,
     /// The entity read.
     pub entity: TypeId,
     /// How many ids the read names.
@@ -129,10 +131,11 @@ pub fn statement(backend: DbBackend, shape: Shape, args: &Args, build: impl Fn(&
 }
 
 fn fill(template: &Template, backend: DbBackend, args: &Args) -> Statement {
+    let uuids = uuid_inputs(args);
     let mut values = template.values.clone();
     for &(position, slot) in &template.slots {
         values[position] = match slot {
-            Slot::Uuid(i) => Value::from(uuid_input(args, i)),
+            Slot::Uuid(i) => Value::from(uuids[i]),
             Slot::Time => Value::from(args.scope.now),
             Slot::Int(i, form) => int_value(args.ints[i], form),
         };
@@ -150,17 +153,6 @@ fn uuid_inputs(args: &Args) -> Vec<Uuid> {
     all
 }
 
-fn uuid_input(args: &Args, i: usize) -> Uuid {
-    match args.scope.viewer {
-        Viewer::Platform => args.ids[i],
-        Viewer::Partner { id, tenant_id } | Viewer::Customer { id, tenant_id } => match i {
-            0 => id,
-            1 => tenant_id,
-            _ => args.ids[i - 2],
-        },
-    }
-}
-
 fn int_value(n: i64, form: IntForm) -> Value {
     match form {
         IntForm::BigInt => Value::BigInt(Some(n)),
@@ -170,8 +162,9 @@ fn int_value(n: i64, form: IntForm) -> Value {
     }
 }
 
-/// `args` with every input replaced by a stand-in of set `set` (1 or 2): values no caller sends
-/// and no statement holds as a constant.
+/// `args` with every input replaced by a stand-in of set `set` (1 or 2): distinct values no caller
+/// sends and no statement holds as a constant (which input each one is, [`slot_of`] finds by its
+/// place in [`uuid_inputs`]).
 fn sentinels(args: &Args, set: u128) -> Args {
     let uuid = |i: usize| Uuid::from_u128(0x5e47_0000_0000_4000_8000_0000_0000_0000 | (set << 64) | i as u128);
     let viewer = match args.scope.viewer {
@@ -179,11 +172,10 @@ fn sentinels(args: &Args, set: u128) -> Args {
         Viewer::Partner { .. } => Viewer::Partner { id: uuid(0), tenant_id: uuid(1) },
         Viewer::Customer { .. } => Viewer::Customer { id: uuid(0), tenant_id: uuid(1) },
     };
-    let offset = if matches!(viewer, Viewer::Platform) { 0 } else { 2 };
     let now = DateTime::<Utc>::from_timestamp(-30_000_000_000 + set as i64 * 1_000_003, 0).unwrap_or_default();
     Args {
         scope: Scope { viewer, now },
-        ids: (0..args.ids.len()).map(|i| uuid(offset + i)).collect(),
+        ids: (0..args.ids.len()).map(|i| uuid(2 + i)).collect(),
         ints: (0..args.ints.len()).map(|i| int_sentinel(set, i)).collect(),
     }
 }
@@ -265,7 +257,8 @@ mod tests {
 
     #[test]
     fn a_template_gives_the_statement_the_builder_gives() {
-        let shape = Shape { what: "test_lookup", entity: TypeId::of::<entity::subscription::Entity>(), ids: 3 };
+        let shape =
+            Shape { what: "test_lookup", by: "id", entity: TypeId::of::<entity::subscription::Entity>(), ids: 3 };
         for _ in 0..3 {
             let args = partner_args(3);
             let templated = statement(DbBackend::Postgres, shape, &args, lookup);
@@ -288,7 +281,7 @@ mod tests {
         };
         assert!(make(&partner_args(0), &build).is_none());
         let args = partner_args(0);
-        let shape = Shape { what: "test_computed", entity: TypeId::of::<()>(), ids: 0 };
+        let shape = Shape { what: "test_computed", by: "t", entity: TypeId::of::<()>(), ids: 0 };
         assert_eq!(statement(DbBackend::Postgres, shape, &args, build).values, build(&args).values);
     }
 }

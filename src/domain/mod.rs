@@ -229,7 +229,7 @@ impl Writer {
         // its only values.
         let backend = self.db.get_database_backend();
         let args = template::Args { scope: actor.scope, ids: vec![partner_id, id], ints: Vec::new() };
-        let shape = template::Shape { what: "load_for_write", entity: std::any::TypeId::of::<E>(), ids: 2 };
+        let shape = template::Shape { what: "load_for_write", by: "id", entity: std::any::TypeId::of::<E>(), ids: 2 };
         let statement = template::statement(backend, shape, &args, |args| {
             let status = Query::select()
                 .column(entity::partner::Column::Status)

@@ -131,16 +131,14 @@ fn recorded_statement(
     static SQL: LazyLock<RwLock<HashMap<u64, Arc<str>>>> = LazyLock::new(Default::default);
     let mut mask = 0u64;
     let mut values = Vec::new();
-    for (i, column) in subscription::Column::iter().enumerate() {
-        if let Some(value) = changes.get(column).into_value() {
-            mask |= 1 << i;
-            values.push(value);
-        }
+    for (i, _, value) in set_columns(&changes) {
+        mask |= 1 << i;
+        values.push(value);
     }
     values.push(before.id.into());
     values.push(before.version.into());
-    set_values(&audit_row, &mut values);
-    set_values(&outbox_row, &mut values);
+    values.extend(set_columns(&audit_row).map(|(_, _, value)| value));
+    values.extend(set_columns(&outbox_row).map(|(_, _, value)| value));
     let build = || -> ApiResult<Statement> {
         let mut update = subscription::Entity::update_many()
             .set(changes.clone())
@@ -179,13 +177,14 @@ fn recorded_statement(
     Ok(statement)
 }
 
-/// The values of `row`'s set columns, in column order (as `insert_per_updated_row` binds them).
-fn set_values<A: ActiveModelTrait>(row: &A, values: &mut Vec<sea_orm::Value>) {
-    for column in <A::Entity as EntityTrait>::Column::iter() {
-        if let Some(value) = row.get(column).into_value() {
-            values.push(value);
-        }
-    }
+/// `row`'s set columns and their values, in column order (the order the builder binds them), each
+/// with its place among the entity's columns.
+fn set_columns<A: ActiveModelTrait>(
+    row: &A,
+) -> impl Iterator<Item = (usize, <A::Entity as EntityTrait>::Column, sea_orm::Value)> + '_ {
+    <A::Entity as EntityTrait>::Column::iter()
+        .enumerate()
+        .filter_map(|(i, column)| row.get(column).into_value().map(|value| (i, column, value)))
 }
 
 /// The CTE holding the row an update changed.
@@ -193,14 +192,8 @@ const UPDATED: &str = "ph_updated";
 
 /// `INSERT INTO <table> (<columns>) SELECT <values> FROM ph_updated`: one row per updated row.
 fn insert_per_updated_row<A: ActiveModelTrait>(row: A) -> ApiResult<InsertStatement> {
-    let mut columns = Vec::new();
-    let mut values = Vec::new();
-    for column in <A::Entity as EntityTrait>::Column::iter() {
-        if let Some(value) = row.get(column).into_value() {
-            columns.push(column);
-            values.push(Expr::val(value));
-        }
-    }
+    let (columns, values): (Vec<_>, Vec<_>) =
+        set_columns(&row).map(|(_, column, value)| (column, Expr::val(value))).unzip();
     let select = Query::select().exprs(values).from(UPDATED).to_owned();
     let mut insert = Query::insert();
     insert
