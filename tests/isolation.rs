@@ -456,6 +456,37 @@ async fn check_tenant(app: &TestApp, world: &World, viewer: Viewer, token: &str)
         }
     }
 
+    // A customer looked up by id, with its subscriptions: the nested page of one parent (its own
+    // statement, not the window over a page of parents).
+    for c in &world.customers {
+        let data = app
+            .data(
+                token,
+                "query($id: ID!) { customer(id: $id) { subscriptions(first: 100) { totalCount nodes { id } } } }",
+                json!({"id": id_of(NodeType::Customer, c.id)}),
+            )
+            .await;
+        if !v.customers.contains(&c.id) {
+            assert!(data["customer"].is_null(), "{ctx}: customer({}) with subscriptions", c.id);
+            continue;
+        }
+        let subs: BTreeSet<Uuid> = world
+            .subscriptions
+            .iter()
+            .filter(|s| s.customer_id == c.id && v.subscriptions.contains(&s.id))
+            .map(|s| s.id)
+            .collect();
+        let page = &data["customer"]["subscriptions"];
+        assert_eq!(node_ids(page), ids(NodeType::Subscription, &subs), "{ctx}: customer({}).subscriptions", c.id);
+        assert_eq!(
+            page["totalCount"].as_u64(),
+            Some(subs.len() as u64),
+            "{ctx}: customer({}).subscriptions total",
+            c.id
+        );
+        checked(1);
+    }
+
     // Nested connections and references under every visible customer.
     let data = app
         .data(

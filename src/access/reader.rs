@@ -34,6 +34,14 @@ pub trait Visible: EntityTrait {
     fn visible_named(scope: &Scope) -> Select<Self> {
         Self::visible(scope)
     }
+    /// The same rows, for reads of the children of `parents` by their `parent` column (nested
+    /// pages): a form of the rule that looks the caller's grant up once per parent, where it has
+    /// one (see [`Scope::subscriptions_of_customers_condition`]). The read must itself restrict
+    /// `parent` to `parents`.
+    fn visible_under(scope: &Scope, parent: Self::Column, parents: &[Uuid]) -> Select<Self> {
+        let _ = (parent, parents);
+        Self::visible_named(scope)
+    }
     /// The primary key column (a UUIDv7, so it also orders by creation).
     fn id_column() -> Self::Column;
     /// The primary key of a row.
@@ -46,13 +54,20 @@ pub trait Visible: EntityTrait {
 }
 
 macro_rules! visible {
-    ($module:ident, $select:ident $(, $decode:path, $probe:ident)?) => {
+    ($module:ident, $select:ident $(, $decode:path, $probe:ident)? $(; under $under_column:path => $under:ident)?) => {
         impl Visible for $module::Entity {
             fn visible(scope: &Scope) -> Select<Self> {
                 scope.$select()
             }
             $(fn visible_named(scope: &Scope) -> Select<Self> {
                 $module::Entity::find().filter(scope.$probe())
+            })?
+            $(fn visible_under(scope: &Scope, parent: Self::Column, parents: &[Uuid]) -> Select<Self> {
+                if matches!(parent, $under_column) {
+                    $module::Entity::find().filter(scope.$under(parents))
+                } else {
+                    Self::visible_named(scope)
+                }
             })?
             fn id_column() -> Self::Column {
                 $module::Column::Id
@@ -69,7 +84,8 @@ macro_rules! visible {
 
 visible!(partner, partners);
 visible!(customer, customers, super::rows::customer, customer_probe_condition);
-visible!(subscription, subscriptions, super::rows::subscription, subscription_probe_condition);
+visible!(subscription, subscriptions, super::rows::subscription, subscription_probe_condition;
+    under subscription::Column::CustomerId => subscriptions_of_customers_condition);
 visible!(relationship, relationships);
 visible!(subscription_transfer, transfers);
 visible!(audit_event, audit_events);
@@ -278,7 +294,7 @@ impl Reader {
             if let [only] = args.ids[..] {
                 // One parent (a lookup such as `customer(id:) { subscriptions }`): its first rows by
                 // the index on (parent, id), without ranking all of its rows first.
-                return E::visible_named(&args.scope)
+                return E::visible_under(&args.scope, parent, &args.ids)
                     .filter(filter)
                     .filter(parent.eq(only))
                     .order_by(id, Order::Asc)
@@ -286,7 +302,7 @@ impl Reader {
                     .build(backend);
             }
             let rank = format!("ROW_NUMBER() OVER (PARTITION BY \"{}\" ORDER BY \"{}\")", parent.as_str(), id.as_str());
-            let inner = E::visible_named(&args.scope)
+            let inner = E::visible_under(&args.scope, parent, &args.ids)
                 .filter(filter)
                 .filter(parent.is_in(args.ids.iter().copied()))
                 .expr_as(Expr::cust(rank), "ph_rank")
@@ -323,7 +339,7 @@ impl Reader {
         if parents.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows: Vec<(Uuid, i64)> = E::visible(&self.scope)
+        let rows: Vec<(Uuid, i64)> = E::visible_under(&self.scope, parent, parents)
             .filter(filter)
             .filter(parent.is_in(parents.iter().copied()))
             .select_only()
