@@ -508,14 +508,6 @@ async fn on_sqlite_visibility_searches_relationships_by_customer_or_party() {
                 .build(backend),
             false,
         ),
-        // The subscriptions of a page of customers (the grants of those customers, once each).
-        (
-            subscription::Entity::find()
-                .filter(scope.subscriptions_of_customers_condition(&customers))
-                .filter(subscription::Column::CustomerId.is_in(customers))
-                .build(backend),
-            false,
-        ),
         // A page of the caller's subscriptions (the list form).
         (scope.subscriptions().order_by_asc(subscription::Column::Id).limit(51).build(backend), false),
     ];

@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use entity::{audit_event, customer, partner, relationship, subscription, subscription_transfer};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, JoinType, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, IdenStatic, Order, PaginatorTrait, QueryFilter,
+    ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, IdenStatic, Order, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Select, Value,
 };
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult, QueryResult, Statement};
@@ -34,10 +34,11 @@ pub trait Visible: EntityTrait {
     fn visible_named(scope: &Scope) -> Select<Self> {
         Self::visible(scope)
     }
-    /// The same rows, for reads of the children of `parents` by their `parent` column (nested
-    /// pages): a form of the rule that looks the caller's grant up once per parent, where it has
-    /// one (see [`Scope::subscriptions_of_customers_condition`]). The read must itself restrict
-    /// `parent` to `parents`.
+    /// The same rows, for reads of the children of many `parents` by their `parent` column (nested
+    /// pages under a page of parents, on PostgreSQL): a form of the rule that looks the caller's
+    /// grant up once per parent, where it has one (see
+    /// [`Scope::subscriptions_of_customers_condition`]). The read must itself restrict `parent` to
+    /// `parents`.
     fn visible_under(scope: &Scope, parent: Self::Column, parents: &[Uuid]) -> Select<Self> {
         let _ = (parent, parents);
         Self::visible_named(scope)
@@ -294,7 +295,7 @@ impl Reader {
             if let [only] = args.ids[..] {
                 // One parent (a lookup such as `customer(id:) { subscriptions }`): its first rows by
                 // the index on (parent, id), without ranking all of its rows first.
-                return E::visible_under(&args.scope, parent, &args.ids)
+                return E::visible_named(&args.scope)
                     .filter(filter)
                     .filter(parent.eq(only))
                     .order_by(id, Order::Asc)
@@ -302,6 +303,33 @@ impl Reader {
                     .build(backend);
             }
             let rank = format!("ROW_NUMBER() OVER (PARTITION BY \"{}\" ORDER BY \"{}\")", parent.as_str(), id.as_str());
+            if backend == DbBackend::Sqlite {
+                // SQLite ranks the rows in a sorter that carries every selected column: ranking the
+                // ids alone, then reading the rows kept by their key, took a page of 50 customers'
+                // subscriptions from 4.7 to 3.4 ms. PostgreSQL ranks the index scan's rows as they
+                // come (no sort), so there the extra join would only cost.
+                let ranked = E::visible_named(&args.scope)
+                    .filter(filter)
+                    .filter(parent.is_in(args.ids.iter().copied()))
+                    .select_only()
+                    .column_as(id, "ph_id")
+                    .expr_as(Expr::cust(rank), "ph_rank")
+                    .into_query();
+                let table = E::default();
+                let mut rows = E::find().into_query();
+                rows.join_subquery(
+                    JoinType::InnerJoin,
+                    ranked,
+                    "ph_ranked",
+                    Expr::col(("ph_ranked", "ph_id")).equals((table, id)),
+                )
+                .and_where(Expr::col(("ph_ranked", "ph_rank")).lte(n))
+                .order_by((table, parent), Order::Asc)
+                .order_by((table, id), Order::Asc);
+                return backend.build(&rows);
+            }
+            // On PostgreSQL, the caller's grant on each parent is looked up once per parent
+            // (`Visible::visible_under`), not once per row.
             let inner = E::visible_under(&args.scope, parent, &args.ids)
                 .filter(filter)
                 .filter(parent.is_in(args.ids.iter().copied()))
@@ -339,7 +367,7 @@ impl Reader {
         if parents.is_empty() {
             return Ok(HashMap::new());
         }
-        let rows: Vec<(Uuid, i64)> = E::visible_under(&self.scope, parent, parents)
+        let rows: Vec<(Uuid, i64)> = E::visible(&self.scope)
             .filter(filter)
             .filter(parent.is_in(parents.iter().copied()))
             .select_only()
