@@ -190,8 +190,8 @@ impl Scope {
         }
     }
 
-    /// Subscriptions of the customers `customers` (a nested page under a page or a lookup of
-    /// customers): the rule of [`Self::subscription_condition`] with the caller's grant on each of
+    /// Subscriptions of the customers `customers` (on PostgreSQL, a nested page under a page of
+    /// customers, `Reader::first_per_parent`): the rule of [`Self::subscription_condition`] with the caller's grant on each of
     /// these customers looked up once per customer, not once per subscription row:
     /// `customer_id IN (those it holds an ACTIVE unexpired DELEGATED_ADMIN grant on) OR (sold by it
     /// AND customer_id IN (those it holds an ACTIVE RESELLER link on))`, both lists drawn from
@@ -207,8 +207,8 @@ impl Scope {
         match self.viewer {
             Viewer::Partner { id, .. } => {
                 // The link's rule sits in a `CASE` on its kind, so that `customer_id IN (…)` is the
-                // only condition either database can search an index by: SQLite, planning
-                // without statistics, otherwise searched `ix_relationship_expiry` by status.
+                // only condition an index can be searched by (SQLite, planning without statistics,
+                // searched `ix_relationship_expiry` by status for the plain conditions).
                 let among = |kind: RelationshipKind, rule: Condition| {
                     let rule = Expr::case(is(R::Kind, kind), rule).finally(Expr::val(false));
                     S::CustomerId.in_subquery(
