@@ -120,7 +120,6 @@ impl Scope {
     /// by status (`queries::on_sqlite_visibility_searches_relationships_by_customer_or_party`).
     pub fn served_by(&self, partner_id: Uuid) -> Condition {
         use relationship::Column as R;
-        let active = || Condition::all().add(is(R::Status, RelationshipStatus::Active));
         let rule = Expr::case(is(R::Kind, RelationshipKind::Reseller), active())
             .case(is(R::Kind, RelationshipKind::DelegatedAdmin), active().add(self.delegated_admin_probe(partner_id)))
             .finally(Expr::val(false));
@@ -220,7 +219,6 @@ impl Scope {
                             .to_owned(),
                     )
                 };
-                let active = || Condition::all().add(is(R::Status, RelationshipStatus::Active));
                 Condition::any()
                     .add(among(RelationshipKind::DelegatedAdmin, active().add(self.delegated_admin_probe(id))))
                     .add(
@@ -530,6 +528,11 @@ where
 {
     use sea_orm::ExprTrait;
     Expr::col((column.entity_name(), column)).eq(SimpleExpr::Constant(value.to_value().into()))
+}
+
+/// An ACTIVE relationship (the status written into the SQL: see [`is`]).
+fn active() -> Condition {
+    Condition::all().add(is(relationship::Column::Status, RelationshipStatus::Active))
 }
 
 /// How partners hang off a parent in the nested connections, as (`ph_parent`, `ph_child`) pairs.
