@@ -6,11 +6,18 @@
 //! it so, is closed instead of being handed to the next request, where its `BEGIN` would run
 //! inside somebody else's transaction and its autocommit writes would never commit).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::sqlx::{Connection, Row};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::postgres::{PgConnection, Postgres};
+use sea_orm::sqlx::{self, Connection, Row};
+use sea_orm::{
+    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, ExecResult,
+    QueryResult, RuntimeErr, Statement,
+};
+use sea_query_sqlx::SqlxValues;
 
 /// The default database: a SQLite file in the working directory, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://partnerhub.db?mode=rwc";
@@ -124,4 +131,160 @@ pub async fn connect_with_pool_size(url: &str, pool_size: Option<u32>) -> anyhow
 pub async fn migrate_up(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await?;
     Ok(())
+}
+
+/// The statements of one request, on one pooled connection (PostgreSQL).
+///
+/// The pool takes a connection back after every statement, and each time asks it two things
+/// before it is idle again: whether it is inside a transaction (the check in [`connect`]) and
+/// whether it is alive (sqlx's own ping). Each is a round trip, so a statement cost three, and a
+/// request of two statements (a page and its nested page; a subscription read for a change, then
+/// its write) six. A `RequestConnection` made with [`RequestConnection::keeping`] keeps the first
+/// connection it takes until the request ends (its last clone is dropped), so that request pays
+/// four; the connection is checked when it goes back, as any other.
+///
+/// It never waits for the pool while it keeps a connection, so requests cannot starve each other
+/// of connections: a statement that finds the kept connection busy (fields resolved side by side)
+/// takes an idle one when the pool has one (without waiting) and otherwise waits for the kept one;
+/// a transaction ([`crate::domain::Writer::write`]) first gives the kept one back
+/// ([`RequestConnection::give_back`]). Text run with `execute_unprepared` goes to the pool, never to
+/// the kept connection. On SQLite (no round trip to save, and a pool of four that a kept connection
+/// would take one of from every other request) every statement takes a connection of the pool, as
+/// does a `RequestConnection` made from a bare pool (`From<DatabaseConnection>`: the event stream,
+/// webhooks, the demo).
+#[derive(Clone)]
+pub struct RequestConnection {
+    db: DatabaseConnection,
+    kept: Option<Arc<tokio::sync::Mutex<Option<PoolConnection<Postgres>>>>>,
+    on_statement: Option<StatementCallback>,
+}
+
+/// Called with each statement run on a kept connection, where SeaORM's metric callback of the pool
+/// (`DatabaseConnection::set_metric_callback`, which SeaORM does not let us call) sees the others.
+/// Without one, the statement is counted for `/metrics` ([`crate::metrics::statement_issued`]), as
+/// [`connect`]'s metric callback does.
+pub type StatementCallback = Arc<dyn Fn(&Statement) + Send + Sync>;
+
+impl From<DatabaseConnection> for RequestConnection {
+    fn from(db: DatabaseConnection) -> Self {
+        Self { db, kept: None, on_statement: None }
+    }
+}
+
+impl RequestConnection {
+    /// A request's connection: on PostgreSQL its statements share one pooled connection.
+    /// `on_statement`: see [`StatementCallback`].
+    pub fn keeping(db: DatabaseConnection, on_statement: Option<StatementCallback>) -> Self {
+        let kept = (db.get_database_backend() == DbBackend::Postgres).then(Default::default);
+        Self { db, kept, on_statement }
+    }
+
+    /// The pool (transactions begin on it).
+    pub fn pool(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Gives the kept connection back to the pool, before waiting for another one (a transaction).
+    pub async fn give_back(&self) {
+        if let Some(kept) = &self.kept {
+            kept.lock().await.take();
+        }
+    }
+
+    /// The connection to run `statement` on: the kept one (taken from the pool first if none is kept
+    /// yet), or, when another statement of this request is using it, an idle connection of the
+    /// pool, or else the kept one once that statement is done.
+    async fn connection<'a>(
+        &'a self,
+        kept: &'a tokio::sync::Mutex<Option<PoolConnection<Postgres>>>,
+        statement: &Statement,
+    ) -> Result<Held<'a>, DbErr> {
+        match &self.on_statement {
+            Some(callback) => callback(statement),
+            None => crate::metrics::statement_issued(),
+        }
+        let pool = self.db.get_postgres_connection_pool();
+        let mut slot = match kept.try_lock() {
+            Ok(slot) => slot,
+            Err(_) => match pool.try_acquire() {
+                Some(spare) => return Ok(Held::Spare(spare)),
+                None => kept.lock().await,
+            },
+        };
+        if slot.is_none() {
+            *slot = Some(pool.acquire().await.map_err(acquire_error)?);
+        }
+        match tokio::sync::MutexGuard::try_map(slot, Option::as_mut) {
+            Ok(kept) => Ok(Held::Kept(kept)),
+            Err(_) => Err(DbErr::Custom("the request's kept connection went missing".into())),
+        }
+    }
+}
+
+/// A connection a statement runs on (see [`RequestConnection::connection`]).
+enum Held<'a> {
+    /// The request's kept connection.
+    Kept(tokio::sync::MappedMutexGuard<'a, PoolConnection<Postgres>>),
+    /// An idle connection of the pool, given back after the statement.
+    Spare(PoolConnection<Postgres>),
+}
+
+impl Held<'_> {
+    fn get(&mut self) -> &mut PgConnection {
+        match self {
+            Held::Kept(kept) => kept,
+            Held::Spare(spare) => spare,
+        }
+    }
+}
+
+/// A SeaORM statement as sqlx runs it (a prepared statement, its values bound).
+fn bound(statement: &Statement) -> sqlx::query::Query<'_, Postgres, SqlxValues> {
+    let values = statement.values.clone().unwrap_or(sea_orm::Values(Vec::new()));
+    sqlx::query_with(sqlx::AssertSqlSafe(statement.sql.as_str()), SqlxValues(values))
+}
+
+fn query_error(err: sqlx::Error) -> DbErr {
+    DbErr::Query(RuntimeErr::SqlxError(Arc::new(err)))
+}
+
+fn acquire_error(err: sqlx::Error) -> DbErr {
+    match err {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        err => DbErr::Conn(RuntimeErr::SqlxError(Arc::new(err))),
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl ConnectionTrait for RequestConnection {
+    fn get_database_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
+        let Some(kept) = &self.kept else { return self.db.execute_raw(statement).await };
+        let mut held = self.connection(kept, &statement).await?;
+        let result = bound(&statement).execute(held.get()).await;
+        // SeaORM tells a failed write from a failed read by its variant.
+        result.map(ExecResult::from).map_err(|err| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))))
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.db.execute_unprepared(sql).await
+    }
+
+    async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
+        let Some(kept) = &self.kept else { return self.db.query_one_raw(statement).await };
+        let mut held = self.connection(kept, &statement).await?;
+        let row = bound(&statement).fetch_optional(held.get()).await.map_err(query_error)?;
+        Ok(row.map(QueryResult::from))
+    }
+
+    async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let Some(kept) = &self.kept else { return self.db.query_all_raw(statement).await };
+        let mut held = self.connection(kept, &statement).await?;
+        let rows = bound(&statement).fetch_all(held.get()).await.map_err(query_error)?;
+        Ok(rows.into_iter().map(QueryResult::from).collect())
+    }
 }

@@ -91,7 +91,7 @@ async fn run(state: &AppState, tenant: Uuid, roles: &[&str], query: &str, variab
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let ctx = RequestCtx::new(
-        &state.db,
+        state.db.clone().into(),
         state.feed.commits(),
         Some(principal),
         state.clock.now(),

@@ -33,11 +33,23 @@ pub struct Inner {
     pub feed: Arc<crate::events::feed::Feed>,
     /// WebSockets open on this instance, bounded by `settings.limits.ws_max_sockets`.
     pub ws_sockets: Arc<tokio::sync::Semaphore>,
+    /// Sees the statements a request runs on its kept connection (`db::StatementCallback`).
+    pub on_statement: Option<crate::db::StatementCallback>,
 }
 
 impl AppState {
     /// Builds the state; fails when no JWT key is configured.
     pub fn new(db: DatabaseConnection, settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        Self::with_statement_callback(db, settings, clock, None)
+    }
+
+    /// [`AppState::new`], with a callback for [`Inner::on_statement`] (tests count statements).
+    pub fn with_statement_callback(
+        db: DatabaseConnection,
+        settings: Settings,
+        clock: Clock,
+        on_statement: Option<crate::db::StatementCallback>,
+    ) -> anyhow::Result<Self> {
         let verifier = Verifier::new(settings.auth.clone())?;
         crate::metrics::install();
         let budgets = Arc::new(Budgets::new(settings.limits.budgets));
@@ -58,6 +70,7 @@ impl AppState {
             shutdown,
             feed,
             ws_sockets,
+            on_statement,
         })))
     }
 }

@@ -612,7 +612,7 @@ async fn a_subscriber_further_behind_than_the_buffer_is_ended_with_events_lagged
     };
     let principal = partnerhub::auth::resolve_principal(&app.db, app.platform(), claims).await.expect("principal");
     let ctx = partnerhub::graphql::context::RequestCtx::new(
-        &app.db,
+        app.db.clone().into(),
         app.state.feed.commits(),
         Some(principal),
         app.clock.now(),

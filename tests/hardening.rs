@@ -666,3 +666,37 @@ async fn connections_past_the_limit_wait_until_one_closes() {
     drop(first);
     assert_typename(&read_answer(&mut second, &mut Vec::new()).await);
 }
+
+/// A request's statements share one pooled connection on PostgreSQL (`db::RequestConnection`), and
+/// a request never waits for the pool while it keeps one. With a pool of a single connection, a
+/// document of two transactions whose payloads read (the second must not wait for the connection
+/// the first one's payload kept), and a query of two roots resolved side by side, both answer;
+/// waiting would hold the pool until its 10 s acquire timeout and fail the request.
+#[tokio::test]
+async fn with_one_pooled_connection_every_request_still_answers() {
+    let app = TestApp::with_pool_size(1).await;
+    let (_, tid) = crate::write_customers::onboard(&app, "Solo", "solo.example", "DIRECT_BILL", "PUBLIC").await;
+    let partner = app.token(tid, &["admin_agent"]);
+    let two = "mutation($a: CreateCustomerInput!, $b: CreateCustomerInput!) {
+        a: createCustomer(input: $a) { customer { companyName subscriptions { totalCount } } }
+        b: createCustomer(input: $b) { customer { companyName subscriptions { totalCount } } } }";
+    let input = |name: &str, domain: &str| json!({"companyName": name, "domain": domain, "country": "US"});
+    let body = app
+        .gql_as(
+            Some(&partner),
+            two,
+            json!({"a": input("First", "first.example"), "b": input("Second", "second.example")}),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["a"]["customer"]["companyName"], "First");
+    assert_eq!(body["data"]["b"]["customer"]["companyName"], "Second");
+    assert_eq!(body["data"]["b"]["customer"]["subscriptions"]["totalCount"], 0);
+
+    let side_by_side = "{ a: customers(first: 5) { totalCount nodes { companyName subscriptions { totalCount } } }
+        b: customers(first: 1) { totalCount } }";
+    let body = app.gql_as(Some(&partner), side_by_side, json!({})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["a"]["totalCount"], 2);
+    assert_eq!(body["data"]["b"]["totalCount"], 2);
+}

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::template::{self, Args, Shape};
 use super::{PartnerLink, Scope};
+use crate::db::RequestConnection;
 use crate::error::{ApiError, ApiResult};
 
 /// A table the API reads, with the visibility the scope gives it.
@@ -203,13 +204,14 @@ pub struct Page<M> {
 /// The database, seen through one caller's scope.
 #[derive(Clone)]
 pub struct Reader {
-    db: DatabaseConnection,
+    db: RequestConnection,
     scope: Scope,
 }
 
 impl Reader {
-    pub fn new(db: DatabaseConnection, scope: Scope) -> Self {
-        Self { db, scope }
+    /// `db`: a bare pool, or a request's connection (`db::RequestConnection::keeping`).
+    pub fn new(db: impl Into<RequestConnection>, scope: Scope) -> Self {
+        Self { db: db.into(), scope }
     }
 
     pub fn scope(&self) -> &Scope {

@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use crate::access::{Scope, Visible};
 use crate::auth::{Principal, Role, Tenant};
+use crate::db::RequestConnection;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::events::feed::Commits;
 
@@ -124,7 +125,10 @@ pub type TxFuture<'a, T> = Pin<Box<dyn Future<Output = ApiResult<T>> + Send + 'a
 /// The write side of the database.
 #[derive(Clone)]
 pub struct Writer {
+    /// The pool: transactions begin on it.
     db: DatabaseConnection,
+    /// The request's statements outside a transaction (`db::RequestConnection`).
+    conn: RequestConnection,
     /// The calling partner's id: every transaction first re-reads its row and applies R17.
     partner: Option<Uuid>,
     /// The event feed of this instance, told after each commit (`events::feed`).
@@ -135,19 +139,19 @@ impl Writer {
     /// A writer for code acting for nobody in particular (the lifecycle runner), waking `commits`
     /// (the instance's feed, [`crate::events::feed::Feed::commits`]) after each commit.
     pub fn new(db: DatabaseConnection, commits: Commits) -> Self {
-        Self { db, partner: None, commits }
+        Self { conn: db.clone().into(), db, partner: None, commits }
     }
 
     /// The writer of one caller. When the caller is a partner, each transaction starts by reading
     /// the partner's row as it stands and refuses with `PARTNER_SUSPENDED` (R17) when it is
     /// suspended: the principal's copy of the row may come from the tenant cache (`auth::cache`)
     /// and be seconds old, so writes never rely on it.
-    pub fn for_principal(db: DatabaseConnection, principal: &Principal, commits: Commits) -> Self {
+    pub fn for_principal(conn: RequestConnection, principal: &Principal, commits: Commits) -> Self {
         let partner = match &principal.tenant {
             Tenant::Partner(p) => Some(p.id),
             _ => None,
         };
-        Self { db, partner, commits }
+        Self { db: conn.pool().clone(), conn, partner, commits }
     }
 
     /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails (so a
@@ -172,6 +176,8 @@ impl Writer {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
+        // Never wait for the pool while keeping a connection (see `db::RequestConnection`).
+        self.conn.give_back().await;
         let db = self.db.clone();
         let txn = uncancellable("BEGIN", async move { db.begin_with_options(options).await }).await??;
         let partner = self.partner;
@@ -200,10 +206,11 @@ impl Writer {
         }
     }
 
-    /// A read-only helper for code outside a request (the lifecycle runner, the demo), and the
-    /// connection of writes made of one statement (`subscriptions::change` on PostgreSQL).
-    pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
+    /// The connection of reads outside a transaction and of writes made of one statement
+    /// (`subscriptions::change` on PostgreSQL): a request's own (`db::RequestConnection`), or the
+    /// pool for code outside a request (the lifecycle runner, the demo).
+    pub fn connection(&self) -> &RequestConnection {
+        &self.conn
     }
 
     /// Tells this instance's event feed that a write made of one statement outside a transaction
@@ -223,11 +230,11 @@ impl Writer {
         use sea_orm::sea_query::{Expr, Query};
         use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QuerySelect, QueryTrait};
         let Some(partner_id) = self.partner else {
-            return actor.load::<E>(&self.db, id, what).await;
+            return actor.load::<E>(&self.conn, id, what).await;
         };
         // Built once per shape (`access::template`): the partner, the row's id and the clock are
         // its only values.
-        let backend = self.db.get_database_backend();
+        let backend = self.conn.get_database_backend();
         let args = template::Args { scope: actor.scope, ids: vec![partner_id, id], ints: Vec::new() };
         let shape = template::Shape { what: "load_for_write", by: "id", entity: std::any::TypeId::of::<E>(), ids: 2 };
         let statement = template::statement(backend, shape, &args, |args| {
@@ -242,7 +249,7 @@ impl Writer {
                 .limit(1)
                 .build(backend)
         });
-        let row = self.db.query_one_raw(statement).await?;
+        let row = self.conn.query_one_raw(statement).await?;
         let Some(row) = row else {
             self.partner_not_suspended().await?;
             return Err(ApiError::not_found(what));
@@ -259,7 +266,7 @@ impl Writer {
     /// transaction: the calling partner's row as it stands now.
     pub async fn partner_not_suspended(&self) -> ApiResult<()> {
         match self.partner {
-            Some(id) => fresh_partner_not_suspended(&self.db, id).await,
+            Some(id) => fresh_partner_not_suspended(&self.conn, id).await,
             None => Ok(()),
         }
     }

@@ -238,7 +238,7 @@ pub async fn deliveries(
 }
 
 /// The total of `base`, counted only when a client asks for `totalCount`.
-fn count_of<E: EntityTrait>(db: &sea_orm::DatabaseConnection, base: &sea_orm::Select<E>) -> TotalCount
+fn count_of<E: EntityTrait>(db: &crate::db::RequestConnection, base: &sea_orm::Select<E>) -> TotalCount
 where
     E::Model: Send + Sync,
 {

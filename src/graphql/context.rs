@@ -3,11 +3,11 @@
 
 use async_graphql::Context;
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::DatabaseConnection;
 
 use crate::access::{Reader, Scope};
 use crate::auth::Principal;
 use crate::config::Limits;
+use crate::db::RequestConnection;
 use crate::domain::lifecycle;
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::loaders::Loaders;
@@ -58,7 +58,7 @@ impl RequestCtx {
     /// A request context; `principal` is `None` for an anonymous request (introspection only).
     /// `commits`: the instance's event feed, which the writer wakes after each commit.
     pub fn new(
-        db: &DatabaseConnection,
+        db: RequestConnection,
         commits: crate::events::feed::Commits,
         principal: Option<Principal>,
         now: DateTime<Utc>,
@@ -69,7 +69,7 @@ impl RequestCtx {
         let session = principal.map(|principal| {
             let reader = Reader::new(db.clone(), Scope::for_principal(&principal, now));
             let loaders = std::sync::Arc::new(Loaders::new(&reader));
-            let writer = crate::domain::Writer::for_principal(db.clone(), &principal, commits);
+            let writer = crate::domain::Writer::for_principal(db, &principal, commits);
             Session { principal, reader, loaders, writer }
         });
         Self {

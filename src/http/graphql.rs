@@ -346,8 +346,9 @@ async fn execute(
     let tenant_id = principal.as_ref().map(|p| p.tenant_id.to_string()).unwrap_or_else(|| "anonymous".into());
 
     let settings = &state.settings;
+    // The request's statements share one pooled connection (`db::RequestConnection`).
     let ctx = RequestCtx::new(
-        &state.db,
+        crate::db::RequestConnection::keeping(state.db.clone(), state.on_statement.clone()),
         state.feed.commits(),
         principal,
         state.clock.now(),

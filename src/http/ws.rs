@@ -430,8 +430,9 @@ async fn operation(
     };
     let settings = &state.settings;
     let tenant_id = principal.tenant_id;
+    // One connection per statement: a subscription's context lives as long as it does.
     let ctx = RequestCtx::new(
-        &state.db,
+        state.db.clone().into(),
         state.feed.commits(),
         Some(principal),
         state.clock.now(),

@@ -132,27 +132,40 @@ impl TestApp {
     }
 
     pub async fn with_settings(settings: Settings) -> Self {
+        Self::build(settings, None).await
+    }
+
+    /// The app with a database pool of at most `connections` connections.
+    pub async fn with_pool_size(connections: u32) -> Self {
+        Self::build(Settings::development(SECRET), Some(connections)).await
+    }
+
+    async fn build(settings: Settings, pool_size: Option<u32>) -> Self {
         init_test_log();
         let (url, handle) = fresh_database_url().await;
-        let mut db = partnerhub::db::connect(&url).await.expect("connect to test database");
+        let mut db = partnerhub::db::connect_with_pool_size(&url, pool_size).await.expect("connect to test database");
         partnerhub::db::migrate_up(&db).await.expect("migrate");
         let statements = Arc::new(AtomicUsize::new(0));
         let counter = statements.clone();
         let print_sql = std::env::var("TEST_PRINT_SQL").is_ok();
-        db.set_metric_callback(move |info| {
+        // Every statement, on the pool or on a request's kept connection (`db::RequestConnection`).
+        let observe: partnerhub::db::StatementCallback = Arc::new(move |statement| {
             counter.fetch_add(1, Ordering::SeqCst);
             partnerhub::metrics::statement_issued();
             if print_sql {
-                let sql = info.statement.sql.clone();
+                let sql = statement.sql.clone();
                 eprintln!(
                     "SQL[{}]: {}",
-                    info.statement.values.as_ref().map_or(0, |v| v.0.len()),
+                    statement.values.as_ref().map_or(0, |v| v.0.len()),
                     &sql[..sql.len().min(150)]
                 );
             }
         });
+        let on_pool = observe.clone();
+        db.set_metric_callback(move |info| on_pool(info.statement));
         let clock = Clock::system();
-        let state = AppState::new(db.clone(), settings.clone(), clock.clone()).expect("state");
+        let state = AppState::with_statement_callback(db.clone(), settings.clone(), clock.clone(), Some(observe))
+            .expect("state");
         let router = partnerhub::app(state.clone());
         Self { router, state, db, settings, clock, statements, url, _handle: handle }
     }
