@@ -13,8 +13,8 @@ Needs wrk and pgrep. Standard-library Python only.
 """
 import argparse
 
-from backends import M1, Q1, Q2, run_wrk, scratch_database, seed, start_server, stop_server, wrk_script
-from cpu_split import cpu_seconds, postgres_pids
+from backends import M1, Q1, Q2, scratch_database, seed, start_server, stop_server, wrk_script
+from cpu_split import measured
 from load import Client, token
 
 
@@ -60,21 +60,13 @@ def main():
                     try:
                         if op == "M1":
                             wrk_script(script, tok, query, subscriptions=current_versions(port, tok, subscriptions))
-                        readings, pids = [], postgres_pids()
-
-                        def probe():
-                            pids.update(postgres_pids())
-                            readings.append((cpu_seconds([server.pid]), cpu_seconds(pids)))
-                        result = run_wrk(port, script, args.seconds, args.connections, warm_up=op != "M1", probe=probe)
-                        rps, conflicts = result[0], result[4]
+                        result, server_ms, pg_ms = measured(
+                            port, server.pid, script, args.seconds, args.connections, op != "M1")
                     finally:
                         stop_server(server)
-                    (s0, p0), (s1, p1) = readings
-                    requests = rps * args.seconds
-                    print(f"{op} round {round_ + 1} bin {n}: {rps:,.0f} req/s; server "
-                          f"{1000 * (s1 - s0) / requests:.3f} ms CPU per request, PostgreSQL "
-                          f"{1000 * (p1 - p0) / requests:.3f} ms" + (f"; {conflicts} VERSION_CONFLICT" if op == "M1" else ""),
-                          flush=True)
+                    conflicts = f"; {result[4]} VERSION_CONFLICT" if op == "M1" else ""
+                    print(f"{op} round {round_ + 1} bin {n}: {result[0]:,.0f} req/s; server {server_ms:.3f} ms CPU "
+                          f"per request, PostgreSQL {pg_ms:.3f} ms{conflicts}", flush=True)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,22 @@ def postgres_pids():
     return {int(pid) for pid in out.split()}
 
 
+def measured(port, server_pid, script, seconds, connections, warm_up):
+    """One wrk run (`backends.run_wrk`) with the CPU seconds of the server process and of every
+    PostgreSQL process read right before and right after the measured part (PostgreSQL processes
+    that start during it are counted from zero): (run_wrk's result, server ms CPU per request,
+    PostgreSQL ms CPU per request)."""
+    readings, pids = [], postgres_pids()
+
+    def probe():
+        pids.update(postgres_pids())
+        readings.append((cpu_seconds([server_pid]), cpu_seconds(pids)))
+    result = run_wrk(port, script, seconds, connections, warm_up=warm_up, probe=probe)
+    (server_0, pg_0), (server_1, pg_1) = readings
+    requests = result[0] * seconds
+    return result, 1000 * (server_1 - server_0) / requests, 1000 * (pg_1 - pg_0) / requests
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/partnerhub")
@@ -57,18 +73,9 @@ def main():
                 query, extra = documents[op]
                 script = f"/tmp/cpu-split-{op}.lua"
                 wrk_script(script, tok, query, **extra)
-                # Server and PostgreSQL CPU seconds right before and right after the measured run
-                # (PostgreSQL processes that started during it are counted from zero).
-                readings, pids = [], postgres_pids()
-
-                def probe():
-                    pids.update(postgres_pids())
-                    readings.append((cpu_seconds([server.pid]), cpu_seconds(pids)))
-                rps = run_wrk(port, script, args.seconds, 16, warm_up=op != "M1", probe=probe)[0]
-                (server_0, pg_0), (server_1, pg_1) = readings
-                requests = rps * args.seconds
-                print(f"{op}: {rps:,.0f} req/s; server {1000 * (server_1 - server_0) / requests:.3f} ms CPU per request, "
-                      f"PostgreSQL {1000 * (pg_1 - pg_0) / requests:.3f} ms", flush=True)
+                result, server_ms, pg_ms = measured(port, server.pid, script, args.seconds, 16, op != "M1")
+                print(f"{op}: {result[0]:,.0f} req/s; server {server_ms:.3f} ms CPU per request, "
+                      f"PostgreSQL {pg_ms:.3f} ms", flush=True)
         finally:
             stop_server(server)
 
