@@ -125,9 +125,8 @@ pub type TxFuture<'a, T> = Pin<Box<dyn Future<Output = ApiResult<T>> + Send + 'a
 /// The write side of the database.
 #[derive(Clone)]
 pub struct Writer {
-    /// The pool: transactions begin on it.
-    db: DatabaseConnection,
-    /// The request's statements outside a transaction (`db::RequestConnection`).
+    /// The request's statements outside a transaction (`db::RequestConnection`); transactions
+    /// begin on its pool.
     conn: RequestConnection,
     /// The calling partner's id: every transaction first re-reads its row and applies R17.
     partner: Option<Uuid>,
@@ -139,7 +138,7 @@ impl Writer {
     /// A writer for code acting for nobody in particular (the lifecycle runner), waking `commits`
     /// (the instance's feed, [`crate::events::feed::Feed::commits`]) after each commit.
     pub fn new(db: DatabaseConnection, commits: Commits) -> Self {
-        Self { conn: db.clone().into(), db, partner: None, commits }
+        Self { conn: db.into(), partner: None, commits }
     }
 
     /// The writer of one caller. When the caller is a partner, each transaction starts by reading
@@ -151,7 +150,7 @@ impl Writer {
             Tenant::Partner(p) => Some(p.id),
             _ => None,
         };
-        Self { db: conn.pool().clone(), conn, partner, commits }
+        Self { conn, partner, commits }
     }
 
     /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails (so a
@@ -178,7 +177,7 @@ impl Writer {
         };
         // Never wait for the pool while keeping a connection (see `db::RequestConnection`).
         self.conn.give_back().await;
-        let db = self.db.clone();
+        let db = self.conn.pool().clone();
         let txn = uncancellable("BEGIN", async move { db.begin_with_options(options).await }).await??;
         let partner = self.partner;
         let result = async {
