@@ -331,11 +331,7 @@ impl Scope {
 
     /// Whether a partner holds an ACTIVE, unexpired DELEGATED_ADMIN grant on a customer now.
     pub fn delegated_admin_condition(&self, partner_id: Uuid) -> Condition {
-        use relationship::Column as R;
-        Condition::all()
-            .add(is(R::Kind, RelationshipKind::DelegatedAdmin))
-            .add(is(R::Status, RelationshipStatus::Active))
-            .add(self.delegated_admin_probe(partner_id))
+        active_link(RelationshipKind::DelegatedAdmin).add(self.delegated_admin_probe(partner_id))
     }
 
     // ----- relations used by nested connections (intersected with the caller's scope by the reader) -----
@@ -346,8 +342,7 @@ impl Scope {
         let ids = relationship::Entity::find()
             .select_only()
             .column(R::PartnerId)
-            .filter(is(R::Kind, RelationshipKind::IndirectReseller))
-            .filter(is(R::Status, RelationshipStatus::Active))
+            .filter(active_link(RelationshipKind::IndirectReseller))
             .filter(R::IndirectProviderId.eq(provider_id))
             .into_query();
         Condition::all().add(partner::Column::Id.in_subquery(ids))
@@ -359,8 +354,7 @@ impl Scope {
         let ids = relationship::Entity::find()
             .select_only()
             .column(R::IndirectProviderId)
-            .filter(is(R::Kind, RelationshipKind::IndirectReseller))
-            .filter(is(R::Status, RelationshipStatus::Active))
+            .filter(active_link(RelationshipKind::IndirectReseller))
             .filter(R::PartnerId.eq(reseller_id))
             .into_query();
         Condition::all().add(partner::Column::Id.in_subquery(ids))
@@ -403,8 +397,7 @@ impl Scope {
             .column_as(R::CustomerId, "ph_child")
             .filter(R::CustomerId.is_not_null())
             .filter(R::IndirectProviderId.is_in(partners.iter().copied()))
-            .filter(is(R::Kind, RelationshipKind::Reseller))
-            .filter(is(R::Status, RelationshipStatus::Active))
+            .filter(active_link(RelationshipKind::Reseller))
             .into_query();
         as_provider.union(sea_orm::sea_query::UnionType::Distinct, as_partner);
         as_provider
@@ -414,17 +407,8 @@ impl Scope {
     fn partners_of_customer_links(now: DateTime<Utc>) -> Condition {
         use relationship::Column as R;
         Condition::any()
-            .add(
-                Condition::all()
-                    .add(is(R::Kind, RelationshipKind::Reseller))
-                    .add(is(R::Status, RelationshipStatus::Active)),
-            )
-            .add(
-                Condition::all()
-                    .add(is(R::Kind, RelationshipKind::DelegatedAdmin))
-                    .add(is(R::Status, RelationshipStatus::Active))
-                    .add(R::ExpiresAt.gt(now)),
-            )
+            .add(active_link(RelationshipKind::Reseller))
+            .add(active_link(RelationshipKind::DelegatedAdmin).add(R::ExpiresAt.gt(now)))
     }
 
     // ----- subqueries -----
@@ -452,11 +436,7 @@ impl Scope {
 
     /// An ACTIVE RESELLER relationship of `partner_id`, as partner or indirect provider.
     fn reseller_link(partner_id: Uuid) -> Condition {
-        use relationship::Column as R;
-        Condition::all()
-            .add(is(R::Kind, RelationshipKind::Reseller))
-            .add(is(R::Status, RelationshipStatus::Active))
-            .add(Self::reseller_party(partner_id))
+        active_link(RelationshipKind::Reseller).add(Self::reseller_party(partner_id))
     }
 
     /// A relationship naming `partner_id` as partner or indirect provider (what a RESELLER link
@@ -535,6 +515,13 @@ fn active() -> Condition {
     Condition::all().add(is(relationship::Column::Status, RelationshipStatus::Active))
 }
 
+/// An ACTIVE relationship of `kind` (both written into the SQL: see [`is`]).
+fn active_link(kind: RelationshipKind) -> Condition {
+    Condition::all()
+        .add(is(relationship::Column::Kind, kind))
+        .add(is(relationship::Column::Status, RelationshipStatus::Active))
+}
+
 /// How partners hang off a parent in the nested connections, as (`ph_parent`, `ph_child`) pairs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PartnerLink {
@@ -558,11 +545,8 @@ impl PartnerLink {
                 .filter(parent.is_in(parents.iter().copied()))
                 .filter(child.is_not_null())
         };
-        let indirect = |q: Select<relationship::Entity>| {
-            q.filter(is(R::Kind, RelationshipKind::IndirectReseller))
-                .filter(is(R::Status, RelationshipStatus::Active))
-                .into_query()
-        };
+        let indirect =
+            |q: Select<relationship::Entity>| q.filter(active_link(RelationshipKind::IndirectReseller)).into_query();
         match self {
             PartnerLink::ResellersOf => indirect(pair(R::IndirectProviderId, R::PartnerId)),
             PartnerLink::ProvidersOf => indirect(pair(R::PartnerId, R::IndirectProviderId)),
@@ -570,8 +554,7 @@ impl PartnerLink {
                 let mut direct =
                     pair(R::CustomerId, R::PartnerId).filter(Scope::partners_of_customer_links(now)).into_query();
                 let through = pair(R::CustomerId, R::IndirectProviderId)
-                    .filter(is(R::Kind, RelationshipKind::Reseller))
-                    .filter(is(R::Status, RelationshipStatus::Active))
+                    .filter(active_link(RelationshipKind::Reseller))
                     .into_query();
                 direct.union(sea_orm::sea_query::UnionType::Distinct, through);
                 direct
