@@ -141,7 +141,11 @@ pub async fn migrate_up(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// request of two statements (a page and its nested page; a subscription read for a change, then
 /// its write) six. A `RequestConnection` made with [`RequestConnection::keeping`] keeps the first
 /// connection it takes until the request ends (its last clone is dropped), so that request pays
-/// four; the connection is checked when it goes back, as any other.
+/// two. When the request ends, a connection whose every statement ran to completion, and that
+/// only ever ran `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `WITH` statements, goes to the
+/// [`WarmConnections`] for the next request instead of back through the pool's checks: such a
+/// connection cannot be inside a transaction (see [`WarmConnections`]). Any other goes back to the
+/// pool and is checked there.
 ///
 /// It never waits for the pool while it keeps a connection, so requests cannot starve each other
 /// of connections: a statement that finds the kept connection busy (fields resolved side by side)
@@ -155,7 +159,7 @@ pub async fn migrate_up(db: &DatabaseConnection) -> anyhow::Result<()> {
 #[derive(Clone)]
 pub struct RequestConnection {
     db: DatabaseConnection,
-    kept: Option<Arc<tokio::sync::Mutex<Option<PoolConnection<Postgres>>>>>,
+    kept: Option<Arc<KeptSlot>>,
     on_statement: Option<StatementCallback>,
 }
 
@@ -171,11 +175,43 @@ impl From<DatabaseConnection> for RequestConnection {
     }
 }
 
+/// The connection a request keeps, and where it goes when the request ends.
+struct KeptSlot {
+    conn: tokio::sync::Mutex<Option<Kept>>,
+    warm: WarmConnections,
+}
+
+/// A kept connection, and whether it may be handed to the next request as it is.
+struct Kept {
+    conn: PoolConnection<Postgres>,
+    /// False from the start of a statement until it completed without error, and for good once
+    /// a statement other than `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `WITH` ran on it.
+    clean: bool,
+}
+
+impl KeptSlot {
+    fn release(&self, kept: Kept) {
+        if kept.clean {
+            self.warm.put(kept.conn);
+        }
+        // Otherwise dropped: back to the pool, through its checks.
+    }
+}
+
+impl Drop for KeptSlot {
+    fn drop(&mut self) {
+        if let Some(kept) = self.conn.get_mut().take() {
+            self.release(kept);
+        }
+    }
+}
+
 impl RequestConnection {
-    /// A request's connection: on PostgreSQL its statements share one pooled connection.
-    /// `on_statement`: see [`StatementCallback`].
-    pub fn keeping(db: DatabaseConnection, on_statement: Option<StatementCallback>) -> Self {
-        let kept = (db.get_database_backend() == DbBackend::Postgres).then(Default::default);
+    /// A request's connection: on PostgreSQL its statements share one pooled connection, taken
+    /// from `warm` when it holds one. `on_statement`: see [`StatementCallback`].
+    pub fn keeping(db: DatabaseConnection, warm: &WarmConnections, on_statement: Option<StatementCallback>) -> Self {
+        let kept = (db.get_database_backend() == DbBackend::Postgres)
+            .then(|| Arc::new(KeptSlot { conn: tokio::sync::Mutex::new(None), warm: warm.clone() }));
         Self { db, kept, on_statement }
     }
 
@@ -184,38 +220,45 @@ impl RequestConnection {
         &self.db
     }
 
-    /// Gives the kept connection back to the pool, before waiting for another one (a transaction).
+    /// Gives the kept connection back, before waiting for another one (a transaction).
     pub async fn give_back(&self) {
-        if let Some(kept) = &self.kept {
-            kept.lock().await.take();
+        if let Some(slot) = &self.kept {
+            let kept = slot.conn.lock().await.take();
+            if let Some(kept) = kept {
+                slot.release(kept);
+            }
         }
     }
 
-    /// The connection to run `statement` on: the kept one (taken from the pool first if none is kept
-    /// yet), or, when another statement of this request is using it, an idle connection of the
-    /// pool, or else the kept one once that statement is done.
-    async fn connection<'a>(
-        &'a self,
-        kept: &'a tokio::sync::Mutex<Option<PoolConnection<Postgres>>>,
-        statement: &Statement,
-    ) -> Result<Held<'a>, DbErr> {
+    /// The connection to run `statement` on: the kept one (taken from the warm connections or the
+    /// pool first if none is kept yet), or, when another statement of this request is using it, an
+    /// idle connection of the pool, or else the kept one once that statement is done.
+    async fn connection<'a>(&'a self, slot: &'a KeptSlot, statement: &Statement) -> Result<Held<'a>, DbErr> {
         match &self.on_statement {
             Some(callback) => callback(statement),
             None => crate::metrics::statement_issued(),
         }
         let pool = self.db.get_postgres_connection_pool();
-        let mut slot = match kept.try_lock() {
-            Ok(slot) => slot,
+        let mut kept = match slot.conn.try_lock() {
+            Ok(kept) => kept,
             Err(_) => match pool.try_acquire() {
                 Some(spare) => return Ok(Held::Spare(spare)),
-                None => kept.lock().await,
+                None => slot.conn.lock().await,
             },
         };
-        if slot.is_none() {
-            *slot = Some(pool.acquire().await.map_err(acquire_error)?);
+        if kept.is_none() {
+            let conn = match slot.warm.take() {
+                Some(conn) => conn,
+                None => pool.acquire().await.map_err(acquire_error)?,
+            };
+            *kept = Some(Kept { conn, clean: true });
         }
-        match tokio::sync::MutexGuard::try_map(slot, Option::as_mut) {
-            Ok(kept) => Ok(Held::Kept(kept)),
+        match tokio::sync::MutexGuard::try_map(kept, Option::as_mut) {
+            Ok(mut kept) => {
+                // Clean again only once this statement has completed (see `Held::completed`).
+                kept.clean = false;
+                Ok(Held::Kept(kept))
+            }
             Err(_) => Err(DbErr::Custom("the request's kept connection went missing".into())),
         }
     }
@@ -224,7 +267,7 @@ impl RequestConnection {
 /// A connection a statement runs on (see [`RequestConnection::connection`]).
 enum Held<'a> {
     /// The request's kept connection.
-    Kept(tokio::sync::MappedMutexGuard<'a, PoolConnection<Postgres>>),
+    Kept(tokio::sync::MappedMutexGuard<'a, Kept>),
     /// An idle connection of the pool, given back after the statement.
     Spare(PoolConnection<Postgres>),
 }
@@ -232,8 +275,153 @@ enum Held<'a> {
 impl Held<'_> {
     fn get(&mut self) -> &mut PgConnection {
         match self {
-            Held::Kept(kept) => kept,
+            Held::Kept(kept) => &mut kept.conn,
             Held::Spare(spare) => spare,
+        }
+    }
+
+    /// `statement` ran to completion without error: the kept connection is as the statement found
+    /// it if the statement is one that cannot begin or end a transaction block.
+    fn completed(&mut self, statement: &Statement) {
+        if let Held::Kept(kept) = self {
+            kept.clean = runs_outside_transactions(&statement.sql);
+        }
+    }
+}
+
+/// Whether `sql` is a statement that leaves the session outside any transaction block when it ran
+/// there: a `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `WITH` sent as one prepared statement (the
+/// extended protocol takes one statement; only `BEGIN`/`START TRANSACTION` open a block). Every
+/// statement SeaORM builds for us is one of these.
+fn runs_outside_transactions(sql: &str) -> bool {
+    let head = sql.trim_start().as_bytes();
+    ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"].iter().any(|verb| {
+        head.len() > verb.len()
+            && head[..verb.len()].eq_ignore_ascii_case(verb.as_bytes())
+            && !head[verb.len()].is_ascii_alphanumeric()
+            && head[verb.len()] != b'_'
+    })
+}
+
+/// How long a connection stays warm unused before it goes back to the pool.
+const WARM_FOR: Duration = Duration::from_secs(1);
+
+/// Connections requests finished with, held for the next request (PostgreSQL): handing one on
+/// costs nothing, where giving it back to the pool costs two round trips (the pool's check that it
+/// is outside any transaction, then sqlx's ping). Only connections that cannot be inside a
+/// transaction come here ([`RequestConnection`]: every statement they ran completed, and none could
+/// open a transaction block), so the check would find nothing.
+///
+/// They never keep the pool's other users waiting:
+/// - a connection is held here only while the pool could hand out another without waiting (it has
+///   an idle one, or room to open one); otherwise it goes back to the pool, whose waiters take
+///   connections in their turn;
+/// - one unused for [`WARM_FOR`] goes back to the pool (checked there, and closed when idle too
+///   long as any other);
+/// - when the pool closes, every connection held here goes back at once (`Pool::close` waits for
+///   them).
+///
+/// Cloning shares them. Empty and inert on SQLite, or when made outside a Tokio runtime.
+#[derive(Clone, Default)]
+pub struct WarmConnections(Option<Arc<Warm>>);
+
+struct Warm {
+    pool: sqlx::PgPool,
+    /// Oldest first; taken from the back (the most recently used, the warmest).
+    held: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, PoolConnection<Postgres>)>>,
+}
+
+impl WarmConnections {
+    /// Warm connections of `db`'s pool; on PostgreSQL, starts the task that returns those unused
+    /// for [`WARM_FOR`], and all of them when the pool closes.
+    pub fn new(db: &DatabaseConnection) -> Self {
+        if db.get_database_backend() != DbBackend::Postgres {
+            return Self(None);
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return Self(None) };
+        let pool = db.get_postgres_connection_pool().clone();
+        let closed = pool.close_event();
+        let warm = Arc::new(Warm { pool, held: Default::default() });
+        runtime.spawn(Warm::tend(Arc::downgrade(&warm), closed));
+        Self(Some(warm))
+    }
+
+    /// How many connections are held warm now.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |warm| warm.lock().len())
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The warmest connection, if one is held and the pool is open.
+    fn take(&self) -> Option<PoolConnection<Postgres>> {
+        let warm = self.0.as_ref()?;
+        if warm.pool.is_closed() {
+            warm.return_older_than(Duration::ZERO);
+            return None;
+        }
+        let (since, conn) = warm.lock().pop_back()?;
+        if since.elapsed() < WARM_FOR {
+            return Some(conn);
+        }
+        // This one and all held before it have waited too long: back to the pool.
+        drop(conn);
+        warm.return_older_than(Duration::ZERO);
+        None
+    }
+
+    /// Holds `conn` for the next request, or gives it back to the pool (see [`WarmConnections`]).
+    fn put(&self, conn: PoolConnection<Postgres>) {
+        let Some(warm) = &self.0 else { return };
+        let pool = &warm.pool;
+        let max = pool.options().get_max_connections();
+        let others_can_get_one = pool.num_idle() > 0 || pool.size() < max;
+        if pool.is_closed() || !others_can_get_one {
+            return;
+        }
+        let mut held = warm.lock();
+        if held.len() < max as usize {
+            held.push_back((std::time::Instant::now(), conn));
+        }
+    }
+}
+
+impl Warm {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(std::time::Instant, PoolConnection<Postgres>)>> {
+        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Gives back to the pool every connection held for at least `age`.
+    fn return_older_than(&self, age: Duration) {
+        let mut stale = Vec::new();
+        {
+            let mut held = self.lock();
+            while held.front().is_some_and(|(since, _)| since.elapsed() >= age) {
+                stale.extend(held.pop_front().map(|(_, conn)| conn));
+            }
+        }
+        drop(stale);
+    }
+
+    /// Every [`WARM_FOR`], returns the connections unused that long; when the pool closes, all.
+    /// Ends when the connections are dropped (their `AppState` is gone) or the pool closes.
+    async fn tend(warm: std::sync::Weak<Warm>, closed: sqlx::pool::CloseEvent) {
+        tokio::pin!(closed);
+        loop {
+            let closing = tokio::select! {
+                _ = &mut closed => true,
+                _ = tokio::time::sleep(WARM_FOR) => false,
+            };
+            let Some(warm) = warm.upgrade() else { return };
+            warm.return_older_than(if closing { Duration::ZERO } else { WARM_FOR });
+            if closing {
+                return;
+            }
         }
     }
 }
@@ -266,6 +454,9 @@ impl ConnectionTrait for RequestConnection {
         let Some(kept) = &self.kept else { return self.db.execute_raw(statement).await };
         let mut held = self.connection(kept, &statement).await?;
         let result = bound(&statement).execute(held.get()).await;
+        if result.is_ok() {
+            held.completed(&statement);
+        }
         // SeaORM tells a failed write from a failed read by its variant.
         result.map(ExecResult::from).map_err(|err| DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))))
     }
@@ -278,6 +469,7 @@ impl ConnectionTrait for RequestConnection {
         let Some(kept) = &self.kept else { return self.db.query_one_raw(statement).await };
         let mut held = self.connection(kept, &statement).await?;
         let row = bound(&statement).fetch_optional(held.get()).await.map_err(query_error)?;
+        held.completed(&statement);
         Ok(row.map(QueryResult::from))
     }
 
@@ -285,6 +477,7 @@ impl ConnectionTrait for RequestConnection {
         let Some(kept) = &self.kept else { return self.db.query_all_raw(statement).await };
         let mut held = self.connection(kept, &statement).await?;
         let rows = bound(&statement).fetch_all(held.get()).await.map_err(query_error)?;
+        held.completed(&statement);
         Ok(rows.into_iter().map(QueryResult::from).collect())
     }
 }

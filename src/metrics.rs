@@ -85,15 +85,16 @@ fn describe() {
     }
 }
 
-/// The page `GET /metrics` serves: every series, with the pool's gauges read now.
-pub fn render(db: &DatabaseConnection) -> Option<String> {
+/// The page `GET /metrics` serves: every series, with the pool's gauges read now. `warm`: the
+/// connections held for the next request (`db::WarmConnections`), which the pool counts in use.
+pub fn render(db: &DatabaseConnection, warm: usize) -> Option<String> {
     let handle = install()?;
-    record_pool(db);
+    record_pool(db, warm);
     handle.run_upkeep();
     Some(handle.render())
 }
 
-fn record_pool(db: &DatabaseConnection) {
+fn record_pool(db: &DatabaseConnection, warm: usize) {
     fn counts<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> (u32, usize, u32) {
         (pool.size(), pool.num_idle(), pool.options().get_max_connections())
     }
@@ -102,7 +103,8 @@ fn record_pool(db: &DatabaseConnection) {
         DatabaseConnectionType::SqlxSqlitePoolConnection(_) => counts(db.get_sqlite_connection_pool()),
         _ => return,
     };
-    let idle = idle as f64;
+    // Idle: the pool's own, and those held warm (idle too, though the pool counts them in use).
+    let idle = (idle + warm) as f64;
     metrics::gauge!("partnerhub_db_pool_connections", "state" => "in_use").set((size as f64 - idle).max(0.0));
     metrics::gauge!("partnerhub_db_pool_connections", "state" => "idle").set(idle);
     metrics::gauge!("partnerhub_db_pool_connections", "state" => "max").set(max as f64);

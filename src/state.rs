@@ -35,6 +35,8 @@ pub struct Inner {
     pub ws_sockets: Arc<tokio::sync::Semaphore>,
     /// Sees the statements a request runs on its kept connection (`db::StatementCallback`).
     pub on_statement: Option<crate::db::StatementCallback>,
+    /// Connections requests finished with, for the next request (`db::WarmConnections`).
+    pub warm: crate::db::WarmConnections,
 }
 
 impl AppState {
@@ -59,6 +61,7 @@ impl AppState {
         let shutdown = tokio_util::sync::CancellationToken::new();
         let feed = Arc::new(crate::events::feed::Feed::new(db.clone(), clock.clone(), shutdown.clone(), settings.feed));
         let ws_sockets = Arc::new(tokio::sync::Semaphore::new(settings.limits.ws_max_sockets));
+        let warm = crate::db::WarmConnections::new(&db);
         Ok(Self(Arc::new(Inner {
             db,
             schema,
@@ -71,6 +74,7 @@ impl AppState {
             feed,
             ws_sockets,
             on_statement,
+            warm,
         })))
     }
 }

@@ -700,3 +700,52 @@ async fn with_one_pooled_connection_every_request_still_answers() {
     assert_eq!(body["data"]["a"]["totalCount"], 2);
     assert_eq!(body["data"]["b"]["totalCount"], 2);
 }
+
+/// On PostgreSQL a request hands its connection on to the next request (held "warm",
+/// `db::WarmConnections`) only while the pool could still give its other users a connection at
+/// once. With the pool exhausted, the connection goes back to the pool, where a waiting
+/// transaction, the event feed or a webhook takes it in its turn.
+#[tokio::test]
+async fn connections_held_warm_never_keep_the_pools_other_users_waiting() {
+    use sea_orm::{DbBackend, TransactionTrait};
+    let app = TestApp::with_pool_size(2).await;
+    let tid = partner_with_customers(&app, 2, 1).await;
+    let token = app.token(tid, &["admin_agent"]);
+    // No nested page: its loader's task could hold the request's connection a moment after the
+    // answer.
+    let read = "{ customers(first: 5) { totalCount nodes { companyName } } }";
+    let postgres = app.db.get_database_backend() == DbBackend::Postgres;
+    for _ in 0..3 {
+        let body = app.gql_as(Some(&token), read, json!({})).await;
+        assert_eq!(body["data"]["customers"]["totalCount"], 2, "{body}");
+    }
+    // With room in the pool, the last request's connection waits warm for the next one.
+    assert_eq!(!app.state.warm.is_empty(), postgres, "warm connections: {}", app.state.warm.len());
+
+    // Another user of the pool takes its other connection; the next request takes the warm one,
+    // which leaves the pool nothing to hand out: when that request ends, its connection goes back
+    // to the pool.
+    let other_user = app.db.begin().await.expect("a transaction on the pool");
+    let body = app.gql_as(Some(&token), read, json!({})).await;
+    assert_eq!(body["data"]["customers"]["totalCount"], 2, "{body}");
+    assert_eq!(app.state.warm.len(), 0, "a connection held warm while the pool had none to give");
+    let second_user = tokio::time::timeout(std::time::Duration::from_secs(5), app.db.begin())
+        .await
+        .expect("the pool's other user waited")
+        .expect("a second transaction on the pool");
+    second_user.rollback().await.expect("rollback");
+    other_user.rollback().await.expect("rollback");
+    let body = app.gql_as(Some(&token), read, json!({})).await;
+    assert_eq!(body["data"]["customers"]["totalCount"], 2, "{body}");
+
+    // Closing the pool waits for every connection to come back: those held warm come back at
+    // once, and no request gets one afterwards.
+    assert_eq!(!app.state.warm.is_empty(), postgres, "warm connections: {}", app.state.warm.len());
+    tokio::time::timeout(std::time::Duration::from_secs(5), app.db.clone().close())
+        .await
+        .expect("closing the pool waited for connections held warm")
+        .expect("close the pool");
+    assert_eq!(app.state.warm.len(), 0);
+    let body = app.gql_as(Some(&token), read, json!({})).await;
+    assert!(body["data"]["customers"].is_null(), "a request after the pool closed: {body}");
+}
