@@ -419,6 +419,44 @@ pub struct Loaders {
     pub linked_partner_counts: DataLoader<LinkedPartnerCounts, HashMapCache>,
 }
 
+/// Loads `keys` through `loader`'s batch function now, in the calling task, and keeps the answers in
+/// its cache, as `DataLoader::load_many` would, without its wait for more keys: `load_many` hands
+/// its keys to a task of its own that sleeps through the batching window (1 ms, up to 2 with the
+/// timer's granularity) before it loads, which only pays when keys arrive from many resolvers. A
+/// caller that holds every key there will be (a page priming its rows' nested connections, a lookup
+/// by id) loads them here, in the same statements. Keys already cached are not loaded again; the
+/// answers are returned, cached ones included.
+pub async fn prime<T, K>(
+    loader: &DataLoader<T, HashMapCache>,
+    keys: impl IntoIterator<Item = K>,
+) -> Result<HashMap<K, T::Value>, T::Error>
+where
+    T: Loader<K>,
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+{
+    let mut known = loader.get_cached_values::<K>();
+    let mut answers = HashMap::new();
+    let mut wanted = std::collections::HashSet::new();
+    for key in keys {
+        match known.remove(&key) {
+            Some(value) => {
+                answers.insert(key, value);
+            }
+            None if !answers.contains_key(&key) => {
+                wanted.insert(key);
+            }
+            None => {}
+        }
+    }
+    if !wanted.is_empty() {
+        let wanted: Vec<K> = wanted.into_iter().collect();
+        let found = loader.loader().load(&wanted).await?;
+        loader.feed_many(found.iter().map(|(key, value)| (key.clone(), value.clone()))).await;
+        answers.extend(found);
+    }
+    Ok(answers)
+}
+
 /// Spawns a loader's batch in its own task, counting its SQL statements against the operation that
 /// created the loaders (`metrics::counting_statements`: a task-local does not follow `tokio::spawn`).
 fn spawner()

@@ -8,15 +8,15 @@ use sea_orm::Order;
 use super::connection::page_args;
 use super::context::{RequestCtx, session};
 use super::ids::{self, NodeType};
-use super::loaders::Refs;
+use super::loaders::{Refs, prime};
 use super::types::audit_event::AuditEventConnection;
-use super::types::customer::{CustomerConnection, customer_page};
+use super::types::customer::{CustomerConnection, Under, customer_page, prime_nested};
 use super::types::filters::{
     AuditEventFilter, CustomerFilter, CustomerOrder, PartnerFilter, RelationshipFilter, SubscriptionFilter,
     TransferFilter,
 };
 use super::types::node::{self, Node};
-use super::types::partner::{PartnerConnection, partner_page};
+use super::types::partner::{PartnerConnection, partner_page, prime_under_partners};
 use super::types::relationship::RelationshipConnection;
 use super::types::subscription::SubscriptionConnection;
 use super::types::transfer::SubscriptionTransferConnection;
@@ -41,7 +41,7 @@ impl Query {
 
     /// Any object by its global id; `null` if the caller may not see it.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
-        node::load(ctx, &id).await
+        Ok(node::load_all(ctx, std::slice::from_ref(&id)).await?.pop().flatten())
     }
 
     /// Several objects by their global ids, in the order given; `null` for those the caller may not see.
@@ -51,14 +51,17 @@ impl Query {
         if ids.len() > rc.limits.max_node_ids {
             return Err(ApiError::bad_input("ids", format!("at most {} ids at once", rc.limits.max_node_ids)).into());
         }
-        let lookups = ids.iter().map(|id| node::load(ctx, id));
-        futures_util::future::try_join_all(lookups).await
+        node::load_all(ctx, &ids).await
     }
 
     /// A partner by global id.
     async fn partner(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Partner>> {
         let Some(id) = ids::decode_lookup(NodeType::Partner, &id)? else { return Ok(None) };
-        Ok(session(ctx)?.loaders.partners.load_one(id).await?.map(Partner))
+        let found = prime(&session(ctx)?.loaders.partners, [id]).await?.remove(&id);
+        if found.is_some() {
+            prime_under_partners(ctx, &[id], Under::Object).await?;
+        }
+        Ok(found.map(Partner))
     }
 
     /// The partners the caller may see, in onboarding order.
@@ -78,7 +81,11 @@ impl Query {
     /// A customer by global id.
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Customer>> {
         let Some(id) = ids::decode_lookup(NodeType::Customer, &id)? else { return Ok(None) };
-        Ok(session(ctx)?.loaders.customers.load_one(id).await?.map(Customer))
+        let found = prime(&session(ctx)?.loaders.customers, [id]).await?.remove(&id);
+        if found.is_some() {
+            prime_nested(ctx, &[id], Under::Object).await?;
+        }
+        Ok(found.map(Customer))
     }
 
     /// The customers the caller may see.
@@ -100,7 +107,8 @@ impl Query {
     async fn subscription(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Subscription>> {
         let Some(id) = ids::decode_lookup(NodeType::Subscription, &id)? else { return Ok(None) };
         let rc = RequestCtx::of(ctx)?;
-        Ok(rc.session()?.loaders.subscriptions.load_one(id).await?.map(|m| Subscription(rc.subscription_now(m))))
+        let found = prime(&rc.session()?.loaders.subscriptions, [id]).await?.remove(&id);
+        Ok(found.map(|m| Subscription(rc.subscription_now(m))))
     }
 
     /// The subscriptions the caller may see, oldest first.
@@ -124,7 +132,7 @@ impl Query {
     /// A relationship by global id.
     async fn relationship(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Relationship>> {
         let Some(id) = ids::decode_lookup(NodeType::Relationship, &id)? else { return Ok(None) };
-        Ok(session(ctx)?.loaders.relationships.load_one(id).await?.map(Relationship))
+        Ok(prime(&session(ctx)?.loaders.relationships, [id]).await?.remove(&id).map(Relationship))
     }
 
     /// The relationships the caller is a party to (the platform: all), oldest first.
@@ -148,7 +156,7 @@ impl Query {
     /// A subscription transfer by global id.
     async fn transfer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<SubscriptionTransfer>> {
         let Some(id) = ids::decode_lookup(NodeType::SubscriptionTransfer, &id)? else { return Ok(None) };
-        Ok(session(ctx)?.loaders.transfers.load_one(id).await?.map(SubscriptionTransfer))
+        Ok(prime(&session(ctx)?.loaders.transfers, [id]).await?.remove(&id).map(SubscriptionTransfer))
     }
 
     /// The subscription transfers the caller may see (as source or target partner, or as the customer), oldest first.

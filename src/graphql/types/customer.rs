@@ -19,6 +19,7 @@ use crate::graphql::context::RequestCtx;
 use crate::graphql::ids::{self, NodeType};
 use crate::graphql::loaders::{
     ChildCounts, ChildFilter, Children, ChildrenKey, Loaders, RELATIONSHIP_REFS, References, Refs, SUBSCRIPTION_REFS,
+    prime,
 };
 use crate::graphql::plain::{PlainFields, enumeration, scalar};
 use async_graphql::dataloader::{DataLoader, HashMapCache};
@@ -64,7 +65,7 @@ pub async fn customer_page(
     let page = session.reader.page::<customer::Entity>(cond, &sort, &args).await?;
     session.remember_customers(&page).await;
     let ids: Vec<Uuid> = page.items.iter().map(|(_, c)| c.id).collect();
-    prime_nested(ctx, &ids).await?;
+    prime_nested(ctx, &ids, Under::Page).await?;
     Ok(CustomerConnection::from_page(page, args.after.is_some(), Customer))
 }
 
@@ -233,32 +234,58 @@ where
     }
 }
 
-/// Primes the nested connections that the query asks under a list of customers (`partners` too)
-/// (`subscriptions`, `relationships` and their totals) for every customer of the page at once, so
-/// that each needs one statement however many customers the page holds, independent of timing.
-pub async fn prime_nested(ctx: &Context<'_>, customers: &[Uuid]) -> async_graphql::Result<()> {
+/// Where the objects whose nested connections are primed sit under the field being resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Under {
+    /// In a connection (a page): under its `nodes` and `edges { node }`.
+    Page,
+    /// The field's own object (a lookup by id).
+    Object,
+}
+
+impl Under {
+    /// The selections of the nested field `name` of the objects.
+    pub fn fields<'a>(self, look: &async_graphql::Lookahead<'a>, name: &str) -> Vec<async_graphql::SelectionField<'a>> {
+        match self {
+            Under::Page => {
+                let mut fields = look.field("nodes").field(name).selection_fields();
+                fields.extend(look.field("edges").field("node").field(name).selection_fields());
+                fields
+            }
+            Under::Object => look.field(name).selection_fields(),
+        }
+    }
+}
+
+/// Primes the nested connections that the query asks under a page of customers or a customer
+/// looked up (`subscriptions`, `relationships`, `partners` and their totals) for all of them at
+/// once, so that each needs one statement however many customers the page holds, independent of
+/// timing, and none waits for a loader's batching window.
+pub async fn prime_nested(ctx: &Context<'_>, customers: &[Uuid], under: Under) -> async_graphql::Result<()> {
     if customers.is_empty() {
         return Ok(());
     }
     let rc = RequestCtx::of(ctx)?;
     let loaders = &rc.session()?.loaders;
     let look = ctx.look_ahead();
-    let under_nodes = |name: &str| {
-        let mut fields = look.field("nodes").field(name).selection_fields();
-        fields.extend(look.field("edges").field("node").field(name).selection_fields());
-        fields
-    };
-    super::partner::prime_linked_partners(ctx, "partners", crate::access::PartnerLink::PartnersOfCustomer, customers)
-        .await?;
+    let under_nodes = |name: &str| under.fields(&look, name);
+    super::partner::prime_linked_partners(
+        ctx,
+        "partners",
+        crate::access::PartnerLink::PartnersOfCustomer,
+        customers,
+        under,
+    )
+    .await?;
     for field in under_nodes("subscriptions") {
         let Some((first, filter)) = nested_args::<SubscriptionFilter>(rc, &field)? else { continue };
         let mut key = filter.key()?;
         key.customer_id = None;
         let refs = Refs::of_field(&field, SUBSCRIPTION_REFS.0, SUBSCRIPTION_REFS.1);
         let keys = customers.iter().map(|p| ChildrenKey { parent: *p, limit: first + 1, filter: key.clone(), refs });
-        loaders.customer_subscriptions.load_many(keys).await?;
+        prime(&loaders.customer_subscriptions, keys).await?;
         if field.selection_set().any(|f| f.name() == "totalCount") {
-            loaders.customer_subscription_counts.load_many(customers.iter().map(|p| (*p, key.clone()))).await?;
+            prime(&loaders.customer_subscription_counts, customers.iter().map(|p| (*p, key.clone()))).await?;
         }
     }
     for field in under_nodes("relationships") {
@@ -267,9 +294,9 @@ pub async fn prime_nested(ctx: &Context<'_>, customers: &[Uuid]) -> async_graphq
         key.customer_id = None;
         let refs = Refs::of_field(&field, RELATIONSHIP_REFS.0, RELATIONSHIP_REFS.1);
         let keys = customers.iter().map(|p| ChildrenKey { parent: *p, limit: first + 1, filter: key.clone(), refs });
-        loaders.customer_relationships.load_many(keys).await?;
+        prime(&loaders.customer_relationships, keys).await?;
         if field.selection_set().any(|f| f.name() == "totalCount") {
-            loaders.customer_relationship_counts.load_many(customers.iter().map(|p| (*p, key.clone()))).await?;
+            prime(&loaders.customer_relationship_counts, customers.iter().map(|p| (*p, key.clone()))).await?;
         }
     }
     Ok(())

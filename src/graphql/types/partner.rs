@@ -6,7 +6,7 @@ use entity::partner;
 use sea_orm::Condition;
 use uuid::Uuid;
 
-use super::customer::{Customer, customer_sort, prime_nested};
+use super::customer::{Customer, Under, customer_sort, prime_nested};
 use super::enums::{Cloud, PartnerStatus, PartnerType};
 use super::filters::{CustomerFilter, CustomerListKey, CustomerOrder, PartnerFilter};
 use crate::access::{PartnerLink, Scope, Sort, TotalCount, page_from_sorted_rows};
@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::graphql::connection::{connection, page_args};
 use crate::graphql::context::RequestCtx;
 use crate::graphql::ids::{self, NodeType};
-use crate::graphql::loaders::{ChildrenKey, Refs};
+use crate::graphql::loaders::{ChildrenKey, Refs, prime};
 use crate::graphql::types::customer::{CustomerConnection, customer_page};
 use async_graphql::InputType;
 use entity::customer;
@@ -131,7 +131,7 @@ impl Partner {
         session.loaders.customers.feed_many(rows.iter().map(|c| (c.id, c.clone()))).await;
         let ids: Vec<_> = rows.iter().map(|c| c.id).collect();
         let page = page_from_sorted_rows::<customer::Entity>(rows, &customer_sort(list.order()), args.first, total);
-        prime_nested(ctx, &ids).await?;
+        prime_nested(ctx, &ids, Under::Page).await?;
         Ok(CustomerConnection::from_page(page, false, Customer))
     }
 
@@ -173,15 +173,16 @@ pub async fn partner_page(
     let page = session.reader.page::<partner::Entity>(cond, &Sort::by_id(sea_orm::Order::Asc), &args).await?;
     session.remember_partners(&page).await;
     let ids: Vec<Uuid> = page.items.iter().map(|(_, p)| p.id).collect();
-    prime_under_partners(ctx, &ids).await?;
+    prime_under_partners(ctx, &ids, Under::Page).await?;
     Ok(PartnerConnection::from_page(page, args.after.is_some(), Partner))
 }
 
-/// What nested connections under a page of partners need, loaded for the whole page at once.
-async fn prime_under_partners(ctx: &Context<'_>, ids: &[Uuid]) -> async_graphql::Result<()> {
-    prime_partner_customers(ctx, ids).await?;
-    prime_linked_partners(ctx, "resellers", PartnerLink::ResellersOf, ids).await?;
-    prime_linked_partners(ctx, "providers", PartnerLink::ProvidersOf, ids).await
+/// What nested connections under a page of partners (or the partner looked up) need, loaded for
+/// all of them at once.
+pub async fn prime_under_partners(ctx: &Context<'_>, ids: &[Uuid], under: Under) -> async_graphql::Result<()> {
+    prime_partner_customers(ctx, ids, under).await?;
+    prime_linked_partners(ctx, "resellers", PartnerLink::ResellersOf, ids, under).await?;
+    prime_linked_partners(ctx, "providers", PartnerLink::ProvidersOf, ids, under).await
 }
 
 /// A nested partner connection (`resellers`, `providers`, `Customer.partners`): the first page
@@ -221,16 +222,18 @@ pub async fn linked_partner_page(
     session.loaders.partners.feed_many(rows.iter().map(|p| (p.id, p.clone()))).await;
     let ids: Vec<Uuid> = rows.iter().map(|p| p.id).collect();
     let page = page_from_sorted_rows::<partner::Entity>(rows, &Sort::by_id(sea_orm::Order::Asc), args.first, total);
-    prime_under_partners(ctx, &ids).await?;
+    prime_under_partners(ctx, &ids, Under::Page).await?;
     Ok(PartnerConnection::from_page(page, false, Partner))
 }
 
-/// Primes a nested partner connection named `field` under a list of `parents`.
+/// Primes a nested partner connection named `field` under `parents` (a page of them, or the one
+/// looked up).
 pub async fn prime_linked_partners(
     ctx: &Context<'_>,
     field: &str,
     link: PartnerLink,
     parents: &[Uuid],
+    under: Under,
 ) -> async_graphql::Result<()> {
     if parents.is_empty() {
         return Ok(());
@@ -238,9 +241,7 @@ pub async fn prime_linked_partners(
     let rc = RequestCtx::of(ctx)?;
     let loaders = &rc.session()?.loaders;
     let look = ctx.look_ahead();
-    let mut fields = look.field("nodes").field(field).selection_fields();
-    fields.extend(look.field("edges").field("node").field(field).selection_fields());
-    for selection in fields {
+    for selection in under.fields(&look, field) {
         let (mut first, mut filter, mut paged) = (None, PartnerFilter::default(), false);
         for (name, value) in selection.arguments()? {
             match name.as_str() {
@@ -261,9 +262,9 @@ pub async fn prime_linked_partners(
         let key = (link, filter);
         let keys =
             parents.iter().map(|p| ChildrenKey { parent: *p, limit, filter: key.clone(), refs: Refs::default() });
-        loaders.linked_partners.load_many(keys).await?;
+        prime(&loaders.linked_partners, keys).await?;
         if selection.selection_set().any(|f| f.name() == "totalCount") {
-            loaders.linked_partner_counts.load_many(parents.iter().map(|p| (*p, key.clone()))).await?;
+            prime(&loaders.linked_partner_counts, parents.iter().map(|p| (*p, key.clone()))).await?;
         }
     }
     Ok(())
@@ -271,16 +272,14 @@ pub async fn prime_linked_partners(
 
 /// Primes `customers` (and its `totalCount`) under a list of partners for the whole page at once,
 /// so that each costs one statement however many partners the page holds.
-async fn prime_partner_customers(ctx: &Context<'_>, partners: &[Uuid]) -> async_graphql::Result<()> {
+async fn prime_partner_customers(ctx: &Context<'_>, partners: &[Uuid], under: Under) -> async_graphql::Result<()> {
     if partners.is_empty() {
         return Ok(());
     }
     let rc = RequestCtx::of(ctx)?;
     let loaders = &rc.session()?.loaders;
     let look = ctx.look_ahead();
-    let mut fields = look.field("nodes").field("customers").selection_fields();
-    fields.extend(look.field("edges").field("node").field("customers").selection_fields());
-    for field in fields {
+    for field in under.fields(&look, "customers") {
         let (mut first, mut filter, mut order, mut paged) =
             (None, CustomerFilter::default(), CustomerOrder::default(), false);
         for (name, value) in field.arguments()? {
@@ -306,9 +305,9 @@ async fn prime_partner_customers(ctx: &Context<'_>, partners: &[Uuid]) -> async_
         let limit = page_args(&rc.limits, first, None)?.first + 1;
         let keys =
             partners.iter().map(|p| ChildrenKey { parent: *p, limit, filter: list.clone(), refs: Refs::default() });
-        loaders.partner_customers.load_many(keys).await?;
+        prime(&loaders.partner_customers, keys).await?;
         if field.selection_set().any(|f| f.name() == "totalCount") {
-            loaders.partner_customer_counts.load_many(partners.iter().map(|p| (*p, list.clone()))).await?;
+            prime(&loaders.partner_customer_counts, partners.iter().map(|p| (*p, list.clone()))).await?;
         }
     }
     Ok(())
