@@ -490,6 +490,10 @@ async fn r13_r15_r17_an_update_writes_its_change_and_events_or_nothing() {
         // The caller's partner (R17) read together with the subscription (R1), then the write
         // with its version check, audit row and outbox row: no transaction, two statements.
         assert_eq!(app.statement_count() - before, 2, "statements of one updateSubscription");
+    } else {
+        // The same read first, outside the transaction; then, holding SQLite's write lock, the
+        // update, the audit row and the outbox row (`BEGIN` and `COMMIT` are not counted).
+        assert_eq!(app.statement_count() - before, 4, "statements of one updateSubscription");
     }
     assert_eq!(data["updateSubscription"]["subscription"]["version"], 2);
     assert_eq!(data["updateSubscription"]["subscription"]["quantity"], 12);

@@ -171,6 +171,27 @@ impl Writer {
         T: Send,
         F: for<'a> FnOnce(&'a DatabaseTransaction) -> TxFuture<'a, T> + Send,
     {
+        self.transaction(true, work).await
+    }
+
+    /// [`Writer::write`] for work whose caller has judged R17 already, from the partner's row as it
+    /// stood just before (read with the row the work changes, [`Writer::load_for_write`]): the
+    /// transaction holds SQLite's write lock for one statement less. The same guarantee as a write
+    /// made of one statement outside a transaction on PostgreSQL
+    /// (`subscriptions::change_with_reads_first`).
+    pub async fn write_judged<T, F>(&self, work: F) -> ApiResult<T>
+    where
+        T: Send,
+        F: for<'a> FnOnce(&'a DatabaseTransaction) -> TxFuture<'a, T> + Send,
+    {
+        self.transaction(false, work).await
+    }
+
+    async fn transaction<T, F>(&self, check_partner: bool, work: F) -> ApiResult<T>
+    where
+        T: Send,
+        F: for<'a> FnOnce(&'a DatabaseTransaction) -> TxFuture<'a, T> + Send,
+    {
         let options = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
@@ -179,7 +200,7 @@ impl Writer {
         self.conn.give_back().await;
         let db = self.conn.pool().clone();
         let txn = uncancellable("BEGIN", async move { db.begin_with_options(options).await }).await??;
-        let partner = self.partner;
+        let partner = self.partner.filter(|_| check_partner);
         let result = async {
             if let Some(id) = partner {
                 fresh_partner_not_suspended(&txn, id).await?;

@@ -487,7 +487,7 @@ pub async fn change(
     expected_version: i32,
     action: Action,
 ) -> ApiResult<subscription::Model> {
-    if let Some(changed) = change_in_one_statement(writer, actor, id, expected_version, action).await? {
+    if let Some(changed) = change_with_reads_first(writer, actor, id, expected_version, action).await? {
         return Ok(changed);
     }
     let actor = actor.clone();
@@ -533,16 +533,19 @@ async fn may_change(
     Ok(stored)
 }
 
-/// [`change`] on PostgreSQL, the common case (nothing due for the clock to do first): the same
-/// rules, the same reads — the caller's partner (R17) and the subscription under the caller's
-/// visibility (R1), in one statement ([`Writer::load_for_write`]) — and the write as one statement that also checks the version and
-/// writes the audit and outbox rows (`versioned::update_subscription_recorded`): two statements
-/// (three for a subscription bought outside CSP, whose R10 check reads the delegated-admin grant),
-/// none of them `BEGIN` or `COMMIT`, where the transaction takes six. What the transaction would
-/// guarantee still holds: the reads see committed data, as they would inside a READ COMMITTED
-/// transaction, and the version condition makes the write conditional on the row read. `None`:
-/// take the transaction (SQLite; a renewal or expiry due first, R16, is two changes).
-async fn change_in_one_statement(
+/// [`change`] in the common case (nothing due for the clock to do first): the same rules, the same
+/// reads — the caller's partner (R17) and the subscription under the caller's visibility (R1), in
+/// one statement ([`Writer::load_for_write`]) — made before the write, outside any transaction.
+/// On PostgreSQL the write is one statement that also checks the version and writes the audit and
+/// outbox rows (`versioned::update_subscription_recorded`): two statements (three for a
+/// subscription bought outside CSP, whose R10 check reads the delegated-admin grant), none of them
+/// `BEGIN` or `COMMIT`, where the transaction takes six. SQLite has no data-modifying `WITH`: the
+/// update and its two rows are a transaction of their own ([`Writer::write_judged`]), which holds
+/// the database's one write lock for three statements instead of five. What the whole transaction
+/// would guarantee still holds: the reads see committed data, as they would inside a READ
+/// COMMITTED transaction, and the version condition makes the write conditional on the row read.
+/// `None`: take the whole transaction (a renewal or expiry due first, R16, is two changes).
+async fn change_with_reads_first(
     writer: &Writer,
     actor: &Actor,
     id: Uuid,
@@ -550,9 +553,6 @@ async fn change_in_one_statement(
     action: Action,
 ) -> ApiResult<Option<subscription::Model>> {
     let db = writer.connection();
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Ok(None);
-    }
     // The caller's partner (R17) and the subscription (R1) in one statement, then R10 and R13.
     let stored = writer.load_for_write::<subscription::Entity>(actor, id, "subscription").await?;
     let stored = may_change(db, actor, stored, expected_version).await?;
@@ -561,7 +561,20 @@ async fn change_in_one_statement(
     }
     let after = r11_apply(actor, &stored, action)?;
     let change = change_for(action.verb(), action.event(), &after).diff(Some(&stored), &after);
-    let changed = versioned::update_subscription_recorded(db, &stored, after, &By::from(actor), change).await?;
+    let by = By::from(actor);
+    if db.get_database_backend() != DbBackend::Postgres {
+        let changed = writer
+            .write_judged(move |txn| {
+                Box::pin(async move {
+                    let after = versioned::update_subscription(txn, &stored, after, None).await?;
+                    audit::record(txn, &by, change).await?;
+                    Ok(after)
+                })
+            })
+            .await?;
+        return Ok(Some(changed));
+    }
+    let changed = versioned::update_subscription_recorded(db, &stored, after, &by, change).await?;
     // As `Writer::write` does after a commit: the event feed of this instance looks at once.
     writer.committed();
     Ok(Some(changed))
