@@ -141,11 +141,12 @@ pub async fn migrate_up(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// request of two statements (a page and its nested page; a subscription read for a change, then
 /// its write) six. A `RequestConnection` made with [`RequestConnection::keeping`] keeps the first
 /// connection it takes until the request ends (its last clone is dropped), so that request pays
-/// two. When the request ends, a connection whose every statement ran to completion, and that
-/// only ever ran `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `WITH` statements, goes to the
-/// [`WarmConnections`] for the next request instead of back through the pool's checks: such a
-/// connection cannot be inside a transaction (see [`WarmConnections`]). Any other goes back to the
-/// pool and is checked there.
+/// its two statements and, once, the two checks. When the request ends, a connection whose every
+/// statement ran to completion, and that only ever ran `SELECT`, `INSERT`, `UPDATE`, `DELETE` or
+/// `WITH` statements, goes to the [`WarmConnections`] for the next request instead of back through
+/// the pool's checks (the request then pays two round trips in all): such a connection cannot be
+/// inside a transaction (see [`WarmConnections`]). Any other goes back to the pool and is checked
+/// there.
 ///
 /// It never waits for the pool while it keeps a connection, so requests cannot starve each other
 /// of connections: a statement that finds the kept connection busy (fields resolved side by side)
@@ -181,17 +182,18 @@ struct KeptSlot {
     warm: WarmConnections,
 }
 
-/// A kept connection, and whether it may be handed to the next request as it is.
+/// A kept connection, and what tells whether it may be handed to the next request as it is.
 struct Kept {
     conn: PoolConnection<Postgres>,
-    /// False from the start of a statement until it completed without error, and for good once
-    /// a statement other than `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `WITH` ran on it.
-    clean: bool,
+    /// From the start of a statement until it completed without error (for good if it never does).
+    busy: bool,
+    /// Once a statement other than `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `WITH` ran on it.
+    tainted: bool,
 }
 
 impl KeptSlot {
     fn release(&self, kept: Kept) {
-        if kept.clean {
+        if !kept.busy && !kept.tainted {
             self.warm.put(kept.conn);
         }
         // Otherwise dropped: back to the pool, through its checks.
@@ -251,12 +253,12 @@ impl RequestConnection {
                 Some(conn) => conn,
                 None => pool.acquire().await.map_err(acquire_error)?,
             };
-            *kept = Some(Kept { conn, clean: true });
+            *kept = Some(Kept { conn, busy: false, tainted: false });
         }
         match tokio::sync::MutexGuard::try_map(kept, Option::as_mut) {
             Ok(mut kept) => {
-                // Clean again only once this statement has completed (see `Held::completed`).
-                kept.clean = false;
+                // Until this statement has completed (see `Held::completed`).
+                kept.busy = true;
                 Ok(Held::Kept(kept))
             }
             Err(_) => Err(DbErr::Custom("the request's kept connection went missing".into())),
@@ -281,10 +283,12 @@ impl Held<'_> {
     }
 
     /// `statement` ran to completion without error: the kept connection is as the statement found
-    /// it if the statement is one that cannot begin or end a transaction block.
+    /// it if the statement is one that cannot begin or end a transaction block; after any other, it
+    /// is never handed on warm.
     fn completed(&mut self, statement: &Statement) {
         if let Held::Kept(kept) = self {
-            kept.clean = runs_outside_transactions(&statement.sql);
+            kept.busy = false;
+            kept.tainted |= !runs_outside_transactions(&statement.sql);
         }
     }
 }

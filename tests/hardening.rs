@@ -701,6 +701,34 @@ async fn with_one_pooled_connection_every_request_still_answers() {
     assert_eq!(body["data"]["b"]["totalCount"], 2);
 }
 
+/// Only a connection on which nothing but completed `SELECT`, `INSERT`, `UPDATE`, `DELETE` or `WITH`
+/// statements ran is handed on warm: one that ran anything else (here a `BEGIN`, followed by a plain
+/// `SELECT`) goes back to the pool, whose check closes it, so no request inherits its transaction.
+#[tokio::test]
+async fn a_connection_that_ran_anything_but_plain_statements_never_goes_warm() {
+    use partnerhub::db::RequestConnection;
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = TestApp::new().await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        return; // SQLite keeps no connection for a request.
+    }
+    let sql = |text: &str| Statement::from_string(DbBackend::Postgres, text);
+    let plain = RequestConnection::keeping(app.db.clone(), &app.state.warm, None);
+    plain.query_one_raw(sql("SELECT 1")).await.expect("select");
+    drop(plain);
+    assert_eq!(app.state.warm.len(), 1, "a connection that ran a SELECT goes warm");
+
+    let opened = RequestConnection::keeping(app.db.clone(), &app.state.warm, None);
+    opened.execute_raw(sql("BEGIN")).await.expect("begin");
+    opened.query_one_raw(sql("SELECT 1")).await.expect("select");
+    drop(opened);
+    assert_eq!(app.state.warm.len(), 0, "the connection inside a transaction went warm");
+
+    // `SAVEPOINT` fails outside a transaction block.
+    let next = RequestConnection::keeping(app.db.clone(), &app.state.warm, None);
+    assert!(next.execute_raw(sql("SAVEPOINT probe")).await.is_err(), "the next request is inside a transaction");
+}
+
 /// Sends `read` until a request's connection is held warm (at most 50 times; once on SQLite).
 async fn read_until_warm(app: &TestApp, token: &str, read: &str, postgres: bool) {
     for _ in 0..50 {
