@@ -54,26 +54,20 @@ pub async fn load_all(ctx: &Context<'_>, ids: &[ID]) -> async_graphql::Result<Ve
     let rc = RequestCtx::of(ctx)?;
     let loaders = &rc.session()?.loaders;
     let decoded: Vec<Option<(NodeType, Uuid)>> = ids.iter().map(|id| ids::decode_any(id)).collect();
-    let of = |ty: NodeType| decoded.iter().flatten().filter(move |(t, _)| *t == ty).map(|(_, id)| *id);
-    let has = |ty: NodeType| of(ty).next().is_some();
-    async fn load<T, K>(
+    let of =
+        |ty: NodeType| -> Vec<Uuid> { decoded.iter().flatten().filter(|(t, _)| *t == ty).map(|(_, id)| *id).collect() };
+    async fn load<T: Loader<Uuid>>(
         loader: &DataLoader<T, HashMapCache>,
-        keys: impl Iterator<Item = K>,
-        wanted: bool,
-    ) -> Result<HashMap<K, T::Value>, T::Error>
-    where
-        T: Loader<K>,
-        K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
-    {
-        if wanted { prime(loader, keys).await } else { Ok(HashMap::new()) }
+        ids: Vec<Uuid>,
+    ) -> Result<HashMap<Uuid, T::Value>, T::Error> {
+        if ids.is_empty() { Ok(HashMap::new()) } else { prime(loader, ids).await }
     }
-    let partners = load(&loaders.partners, of(NodeType::Partner), has(NodeType::Partner)).await?;
-    let customers = load(&loaders.customers, of(NodeType::Customer), has(NodeType::Customer)).await?;
-    let subscriptions = load(&loaders.subscriptions, of(NodeType::Subscription), has(NodeType::Subscription)).await?;
-    let relationships = load(&loaders.relationships, of(NodeType::Relationship), has(NodeType::Relationship)).await?;
-    let transfers =
-        load(&loaders.transfers, of(NodeType::SubscriptionTransfer), has(NodeType::SubscriptionTransfer)).await?;
-    let audit_events = load(&loaders.audit_events, of(NodeType::AuditEvent), has(NodeType::AuditEvent)).await?;
+    let partners = load(&loaders.partners, of(NodeType::Partner)).await?;
+    let customers = load(&loaders.customers, of(NodeType::Customer)).await?;
+    let subscriptions = load(&loaders.subscriptions, of(NodeType::Subscription)).await?;
+    let relationships = load(&loaders.relationships, of(NodeType::Relationship)).await?;
+    let transfers = load(&loaders.transfers, of(NodeType::SubscriptionTransfer)).await?;
+    let audit_events = load(&loaders.audit_events, of(NodeType::AuditEvent)).await?;
     Ok(decoded
         .into_iter()
         .map(|found| {
