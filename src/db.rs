@@ -332,8 +332,11 @@ pub struct WarmConnections(Option<Arc<Warm>>);
 struct Warm {
     pool: sqlx::PgPool,
     /// Oldest first; taken from the back (the most recently used, the warmest).
-    held: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, PoolConnection<Postgres>)>>,
+    held: std::sync::Mutex<WarmQueue>,
 }
+
+/// The connections held warm, each with the moment it came.
+type WarmQueue = std::collections::VecDeque<(std::time::Instant, PoolConnection<Postgres>)>;
 
 impl WarmConnections {
     /// Warm connections of `db`'s pool; on PostgreSQL, starts the task that returns those unused
@@ -394,9 +397,7 @@ impl WarmConnections {
 }
 
 impl Warm {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(std::time::Instant, PoolConnection<Postgres>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, WarmQueue> {
         self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 

@@ -268,7 +268,6 @@ pub async fn prime_nested(ctx: &Context<'_>, customers: &[Uuid], under: Under) -
     let rc = RequestCtx::of(ctx)?;
     let loaders = &rc.session()?.loaders;
     let look = ctx.look_ahead();
-    let under_nodes = |name: &str| under.fields(&look, name);
     super::partner::prime_linked_partners(
         ctx,
         "partners",
@@ -277,7 +276,7 @@ pub async fn prime_nested(ctx: &Context<'_>, customers: &[Uuid], under: Under) -
         under,
     )
     .await?;
-    for field in under_nodes("subscriptions") {
+    for field in under.fields(&look, "subscriptions") {
         let Some((first, filter)) = nested_args::<SubscriptionFilter>(rc, &field)? else { continue };
         let mut key = filter.key()?;
         key.customer_id = None;
@@ -288,7 +287,7 @@ pub async fn prime_nested(ctx: &Context<'_>, customers: &[Uuid], under: Under) -
             prime(&loaders.customer_subscription_counts, customers.iter().map(|p| (*p, key.clone()))).await?;
         }
     }
-    for field in under_nodes("relationships") {
+    for field in under.fields(&look, "relationships") {
         let Some((first, filter)) = nested_args::<RelationshipFilter>(rc, &field)? else { continue };
         let mut key = filter.key()?;
         key.customer_id = None;
