@@ -324,7 +324,7 @@ impl PlainFields for Customer {
     fn plain_field(&self, name: &str) -> Option<async_graphql::Value> {
         let c = &self.0;
         Some(match name {
-            "id" => scalar(&ids::encode(NodeType::Customer, c.id)),
+            "id" => ids::encode_value(NodeType::Customer, c.id),
             "tenantId" => scalar(&c.tenant_id),
             "companyName" => scalar(&c.company_name),
             "domain" => scalar(&c.domain),

@@ -138,7 +138,7 @@ impl PlainFields for Subscription {
     fn plain_field(&self, name: &str) -> Option<async_graphql::Value> {
         let s = &self.0;
         Some(match name {
-            "id" => scalar(&ids::encode(NodeType::Subscription, s.id)),
+            "id" => ids::encode_value(NodeType::Subscription, s.id),
             "offerId" => scalar(&s.offer_id),
             "offerName" => scalar(&s.offer_name),
             "billingModel" => enumeration(BillingModel::from(s.billing_model)),
