@@ -162,6 +162,7 @@ pub struct RequestConnection {
     db: DatabaseConnection,
     kept: Option<Arc<KeptSlot>>,
     on_statement: Option<StatementCallback>,
+    turns: WriteTurns,
 }
 
 /// Called with each statement run on a kept connection, where SeaORM's metric callback of the pool
@@ -172,7 +173,7 @@ pub type StatementCallback = Arc<dyn Fn(&Statement) + Send + Sync>;
 
 impl From<DatabaseConnection> for RequestConnection {
     fn from(db: DatabaseConnection) -> Self {
-        Self { db, kept: None, on_statement: None }
+        Self { db, kept: None, on_statement: None, turns: WriteTurns::default() }
     }
 }
 
@@ -214,7 +215,20 @@ impl RequestConnection {
     pub fn keeping(db: DatabaseConnection, warm: &WarmConnections, on_statement: Option<StatementCallback>) -> Self {
         let kept = (db.get_database_backend() == DbBackend::Postgres)
             .then(|| Arc::new(KeptSlot { conn: tokio::sync::Mutex::new(None), warm: warm.clone() }));
-        Self { db, kept, on_statement }
+        Self { db, kept, on_statement, turns: WriteTurns::default() }
+    }
+
+    /// Transactions begun through this connection wait for their turn at `turns` first (SQLite; see
+    /// [`WriteTurns`]).
+    pub fn with_write_turns(mut self, turns: WriteTurns) -> Self {
+        self.turns = turns;
+        self
+    }
+
+    /// Waits for this connection's turn to write (at once on PostgreSQL, or without [`WriteTurns`]);
+    /// the turn lasts until the returned value is dropped.
+    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.turns.take().await
     }
 
     /// The pool (transactions begin on it).
@@ -305,6 +319,34 @@ fn runs_outside_transactions(sql: &str) -> bool {
             && !head[verb.len()].is_ascii_alphanumeric()
             && head[verb.len()] != b'_'
     })
+}
+
+/// Turns at writing on SQLite, which lets one transaction write at a time: the server's write
+/// transactions ([`crate::domain::Writer::write`]) queue here, first come first served, before they
+/// take a pooled connection and `BEGIN IMMEDIATE`.
+///
+/// Without it they queued inside SQLite: each writer took one of the pool's four connections and
+/// waited in `BEGIN IMMEDIATE`, where SQLite's busy handler sleeps and retries with growing sleeps
+/// (1, 2, 5, 10 … 100 ms). Writers waiting that way held the connections the requests' reads needed,
+/// and one that slept past the moment the lock came free left it unused. Measured under
+/// `updateSubscription` load (16 clients): see the README's performance section. A writer outside
+/// this server's requests (the lifecycle runner, the webhook fan-out, another process on the same
+/// file) still waits in SQLite's busy handler (`busy_timeout`, 30 s), as before.
+///
+/// Cloning shares the turns. Empty on PostgreSQL, whose transactions write side by side.
+#[derive(Clone, Default)]
+pub struct WriteTurns(Option<Arc<tokio::sync::Semaphore>>);
+
+impl WriteTurns {
+    /// One turn at a time on SQLite; none to wait for on PostgreSQL.
+    pub fn new(db: &DatabaseConnection) -> Self {
+        Self((db.get_database_backend() == DbBackend::Sqlite).then(|| Arc::new(tokio::sync::Semaphore::new(1))))
+    }
+
+    async fn take(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        // The semaphore is never closed, so `acquire_owned` only fails if it were.
+        self.0.clone()?.acquire_owned().await.ok()
+    }
 }
 
 /// How long a connection stays warm unused before it goes back to the pool.

@@ -37,6 +37,8 @@ pub struct Inner {
     pub on_statement: Option<crate::db::StatementCallback>,
     /// Connections requests finished with, for the next request (`db::WarmConnections`).
     pub warm: crate::db::WarmConnections,
+    /// Turns at writing, on SQLite (`db::WriteTurns`).
+    pub write_turns: crate::db::WriteTurns,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
         let feed = Arc::new(crate::events::feed::Feed::new(db.clone(), clock.clone(), shutdown.clone(), settings.feed));
         let ws_sockets = Arc::new(tokio::sync::Semaphore::new(settings.limits.ws_max_sockets));
         let warm = crate::db::WarmConnections::new(&db);
+        let write_turns = crate::db::WriteTurns::new(&db);
         Ok(Self(Arc::new(Inner {
             db,
             schema,
@@ -75,6 +78,7 @@ impl AppState {
             ws_sockets,
             on_statement,
             warm,
+            write_turns,
         })))
     }
 }

@@ -809,3 +809,49 @@ async fn sqlite_keeps_each_statements_plan_whatever_values_are_bound() {
     let on: i32 = row.try_get("", "on_").expect("an integer");
     assert_eq!(on, 1, "SQLite was built without SQLITE_ENABLE_QPSG: is LIBSQLITE3_FLAGS in .cargo/config.toml set?");
 }
+
+/// On SQLite the server's write transactions queue for their turn (`db::WriteTurns`) before they
+/// take a pooled connection. While another writer (here a transaction outside the server's
+/// requests, as another process would hold it) keeps the database's write lock, the mutations
+/// waiting behind it hold one connection between them, not one each, so reads still get
+/// connections and answer; once the lock is free, every mutation commits.
+#[tokio::test]
+async fn mutations_waiting_for_sqlites_write_lock_leave_the_connections_to_reads() {
+    use sea_orm::{DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let app = TestApp::with_pool_size(3).await;
+    if app.db.get_database_backend() != DbBackend::Sqlite {
+        return; // PostgreSQL's transactions write side by side.
+    }
+    let tid = partner_with_customers(&app, 1, 0).await;
+    let token = app.token(tid, &["admin_agent"]);
+    let read = "{ customers(first: 5) { totalCount } }";
+    // Resolves and caches the tenant, so the mutations below only read what they write.
+    assert_eq!(app.gql_as(Some(&token), read, json!({})).await["data"]["customers"]["totalCount"], 1);
+
+    let immediate =
+        TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+    let lock = app.db.begin_with_options(immediate).await.expect("the write lock, on one connection of three");
+    let create = "mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { customer { companyName } } }";
+    let writes = (0..3)
+        .map(|i| {
+            let input = json!({"i": {"companyName": format!("Queued {i}"), "domain": format!("q{i}-{}.example", tid.simple()), "country": "US"}});
+            (token.clone(), create.to_owned(), input)
+        })
+        .collect();
+    let writes = app.concurrently(writes);
+    tokio::pin!(writes);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), &mut writes).await.is_err(),
+        "the mutations wait for the write lock"
+    );
+    let body = tokio::time::timeout(std::time::Duration::from_secs(5), app.gql_as(Some(&token), read, json!({})))
+        .await
+        .expect("a read answers while mutations wait for the write lock");
+    assert_eq!(body["data"]["customers"]["totalCount"], 1, "{body}");
+
+    lock.rollback().await.expect("rollback");
+    for body in writes.await {
+        assert!(body["data"]["createCustomer"]["customer"]["companyName"].is_string(), "{body}");
+    }
+    assert_eq!(app.gql_as(Some(&token), read, json!({})).await["data"]["customers"]["totalCount"], 4);
+}

@@ -198,6 +198,9 @@ impl Writer {
         };
         // Never wait for the pool while keeping a connection (see `db::RequestConnection`).
         self.conn.give_back().await;
+        // On SQLite, wait for this request's turn at writing before taking a connection
+        // (`db::WriteTurns`); held until the transaction has ended.
+        let _turn = self.conn.write_turn().await;
         let db = self.conn.pool().clone();
         let txn = uncancellable("BEGIN", async move { db.begin_with_options(options).await }).await??;
         let partner = self.partner.filter(|_| check_partner);

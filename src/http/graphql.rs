@@ -348,7 +348,8 @@ async fn execute(
     let settings = &state.settings;
     // The request's statements share one pooled connection (`db::RequestConnection`).
     let ctx = RequestCtx::new(
-        crate::db::RequestConnection::keeping(state.db.clone(), &state.warm, state.on_statement.clone()),
+        crate::db::RequestConnection::keeping(state.db.clone(), &state.warm, state.on_statement.clone())
+            .with_write_turns(state.write_turns.clone()),
         state.feed.commits(),
         principal,
         state.clock.now(),
