@@ -802,7 +802,10 @@ async fn sqlite_keeps_each_statements_plan_whatever_values_are_bound() {
     }
     let row = app
         .db
-        .query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT sqlite_compileoption_used('ENABLE_QPSG') AS on_"))
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT sqlite_compileoption_used('ENABLE_QPSG') AS on_",
+        ))
         .await
         .expect("query")
         .expect("a row");
