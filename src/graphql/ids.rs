@@ -24,7 +24,7 @@ pub enum NodeType {
 
 impl NodeType {
     /// The GraphQL type name (also the outbox `node_type`).
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             NodeType::Partner => "Partner",
             NodeType::Customer => "Customer",
@@ -54,8 +54,22 @@ impl NodeType {
     }
 }
 
+/// The longest node type name, in bytes.
+const LONGEST_NAME: usize = {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < NodeType::ALL.len() {
+        let len = NodeType::ALL[i].name().len();
+        if len > longest {
+            longest = len;
+        }
+        i += 1;
+    }
+    longest
+};
+
 /// Longest `Type:uuid` text: the longest type name, a colon, a hyphenated UUID.
-const MAX_RAW_ID: usize = 20 + 1 + uuid::fmt::Hyphenated::LENGTH;
+const MAX_RAW_ID: usize = LONGEST_NAME + 1 + uuid::fmt::Hyphenated::LENGTH;
 
 /// Encodes a global id.
 pub fn encode(ty: NodeType, id: Uuid) -> ID {
