@@ -127,6 +127,13 @@ impl Ws {
     }
 
     /// The next protocol message.
+    /// Sends a query and waits for its answer: operations subscribed before it are registered.
+    async fn sync(&mut self) {
+        self.send(json!({"type": "subscribe", "id": "sync", "payload": {"query": "{ viewer { tenantKind } }"}})).await;
+        assert_eq!(self.next_message().await["type"], "next");
+        assert_eq!(self.next_message().await["type"], "complete");
+    }
+
     async fn next_message(&mut self) -> Value {
         match self.recv().await {
             Received::Json(m) => m,
@@ -262,6 +269,47 @@ async fn a_partner_hears_what_it_may_see_as_visibility_is_gained_and_lost() {
     let got = summary(&collect(&mut ws, &[("all", 3)]).await["all"]);
     assert_eq!(got[..2], [("RELATIONSHIP_TERMINATED".to_owned(), rel.clone()), created(&last)]);
     assert_eq!(got[2].0, "RELATIONSHIP_ACCEPTED");
+}
+
+#[tokio::test]
+async fn after_a_spell_with_nobody_listening_a_new_subscriber_hears_what_follows_and_nothing_before() {
+    let app = TestApp::new().await;
+    let addr = serve(&app).await;
+    let (q, _, s, v) = partner_customer_subscription(&app, "Contoso", "adatum").await;
+    let feed = app.state.feed.clone();
+    let mut first = Ws::authenticated(addr, &q).await;
+    first.subscribe("all", EVENTS, json!({})).await;
+    first.sync().await;
+    let v = update_quantity(&app, &q, &s, &v, 6).await;
+    assert_eq!(collect(&mut first, &[("all", 1)]).await["all"][0]["details"]["quantity"]["after"], 6);
+    drop(first);
+    tokio::time::timeout(GUARD, async {
+        while feed.subscribers() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the subscriber is gone within 10 s");
+
+    // Nobody listens: the feed stops reading the outbox and forgets where it was.
+    let v = update_quantity(&app, &q, &s, &v, 7).await;
+    tokio::time::timeout(GUARD, async {
+        while feed.is_tailing().await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the feed stops tailing within 10 s");
+
+    // A new subscriber: the change made while nobody listened is not replayed; the next one is heard.
+    let mut second = Ws::authenticated(addr, &q).await;
+    second.subscribe("all", EVENTS, json!({})).await;
+    second.sync().await;
+    assert!(feed.is_tailing().await, "a subscriber places the feed at the outbox's end");
+    update_quantity(&app, &q, &s, &v, 8).await;
+    let got = collect(&mut second, &[("all", 1)]).await;
+    assert_eq!(summary(&got["all"]), vec![("SUBSCRIPTION_UPDATED".to_owned(), s.clone())]);
+    assert_eq!(got["all"][0]["details"]["quantity"]["after"], 8, "{:?}", got["all"]);
 }
 
 #[tokio::test]

@@ -27,6 +27,12 @@
 //! taken for a rolled-back insert and forgotten. On SQLite, writers are serialized and gaps do not
 //! arise (the same code runs, and finds none).
 //!
+//! Nobody listening: a pass that finds no subscriber on this instance reads nothing. It forgets
+//! its position instead, and the next subscriber places it again at the outbox's end
+//! ([`Feed::subscribe`], under the same lock as the pass), as the feed's start does. So an instance
+//! serving only mutations pays no outbox read per pass, and a subscriber still gets every event
+//! committed after it subscribed. The `NOTIFY` for other instances is sent all the same.
+//!
 //! Lag: the broadcast channel holds [`FeedSettings::channel_capacity`] batches (1,024 by default).
 //! A subscriber that falls further behind than that is ended with an `EVENTS_LAGGED` error (see
 //! `docs/api.md`); others never wait for it.
@@ -37,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use entity::outbox_event;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use tokio::sync::{Notify, OnceCell, broadcast, watch};
+use tokio::sync::{Mutex, Notify, OnceCell, broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
@@ -110,6 +116,9 @@ pub struct Feed {
     commits: watch::Sender<u64>,
     /// Whether `LISTEN` is in place (PostgreSQL; stays false elsewhere).
     listening: watch::Sender<bool>,
+    /// The tailer's position, `None` while nobody listens on this instance (see the module
+    /// documentation): shared by the tailing task and [`Feed::subscribe`].
+    tail: Arc<Mutex<Option<Tail>>>,
     started: OnceCell<()>,
 }
 
@@ -124,6 +133,7 @@ impl Feed {
             sender,
             commits: watch::channel(0).0,
             listening: watch::channel(false).0,
+            tail: Arc::new(Mutex::new(None)),
             started: OnceCell::new(),
         }
     }
@@ -141,6 +151,16 @@ impl Feed {
         let _ = listening.wait_for(|up| *up).await;
     }
 
+    /// How many subscribers this instance has now.
+    pub fn subscribers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
+    /// Whether the feed keeps a position in the outbox (it does not while nobody listens here).
+    pub async fn is_tailing(&self) -> bool {
+        self.tail.lock().await.is_some()
+    }
+
     /// The connection subscribers' visibility checks read through.
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
@@ -155,7 +175,7 @@ impl Feed {
     pub async fn start(&self) -> anyhow::Result<()> {
         self.started
             .get_or_try_init(|| async {
-                let tail = Tail::open(&self.db).await?;
+                *self.tail.lock().await = Some(Tail::open(&self.db).await?);
                 let wake = Arc::new(Notify::new());
                 let poll = self.settings.poll_interval;
                 if self.db.get_database_backend() == DbBackend::Postgres {
@@ -164,7 +184,15 @@ impl Feed {
                 }
                 let commits = self.commits.subscribe();
                 let sender = self.sender.clone();
-                tokio::spawn(run(tail, self.db.clone(), sender, commits, wake, poll, self.shutdown.clone()));
+                tokio::spawn(run(
+                    self.tail.clone(),
+                    self.db.clone(),
+                    sender,
+                    commits,
+                    wake,
+                    poll,
+                    self.shutdown.clone(),
+                ));
                 anyhow::Ok(())
             })
             .await?;
@@ -176,6 +204,12 @@ impl Feed {
         // Subscribed first: a batch published while the feed starts is not missed.
         let receiver = self.sender.subscribe();
         self.start().await?;
+        // A feed that found nobody listening has forgotten its position: it starts again at the
+        // outbox's end (the next pass, waiting for this lock, sees this receiver).
+        let mut tail = self.tail.lock().await;
+        if tail.is_none() {
+            *tail = Some(Tail::open(&self.db).await?);
+        }
         Ok(receiver)
     }
 }
@@ -251,7 +285,7 @@ impl Tail {
 
 /// The tailing loop.
 async fn run(
-    mut tail: Tail,
+    tail: Arc<Mutex<Option<Tail>>>,
     db: DatabaseConnection,
     sender: broadcast::Sender<Batch>,
     mut commits: watch::Receiver<u64>,
@@ -275,23 +309,52 @@ async fn run(
             }
         }
         last_pass = Some(Instant::now());
-        let more = match tail.pass(&db).await {
-            Ok((rows, full)) => {
-                if !rows.is_empty() {
-                    if postgres && committed_here {
-                        announce(&db, tail.high).await;
-                    }
-                    // No receiver is not an error: nobody listens on this instance right now.
-                    let _ = sender.send(Arc::new(rows));
-                }
-                committed_here = false;
-                full
+        // Held for the pass: a subscriber arriving meanwhile waits, then finds the position kept
+        // (this pass saw it) or gone (it places it again itself).
+        let mut position = tail.lock().await;
+        let more = if sender.receiver_count() == 0 {
+            // Nobody to deliver to: no read. Other instances are still told of this one's commits.
+            *position = None;
+            if postgres && committed_here {
+                announce(&db, None).await;
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "the event feed could not read the outbox; retrying");
-                false
+            committed_here = false;
+            false
+        } else {
+            let opened = match position.take() {
+                Some(tail) => Ok(tail),
+                None => Tail::open(&db).await,
+            };
+            match opened {
+                Ok(mut current) => {
+                    let result = current.pass(&db).await;
+                    let high = current.high;
+                    *position = Some(current);
+                    match result {
+                        Ok((rows, full)) => {
+                            if !rows.is_empty() {
+                                if postgres && committed_here {
+                                    announce(&db, Some(high)).await;
+                                }
+                                // A receiver gone since is not an error.
+                                let _ = sender.send(Arc::new(rows));
+                            }
+                            committed_here = false;
+                            full
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "the event feed could not read the outbox; retrying");
+                            false
+                        }
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "the event feed could not find the outbox's end; retrying");
+                    false
+                }
             }
         };
+        drop(position);
         if more {
             if shutdown.is_cancelled() {
                 break;
@@ -309,17 +372,25 @@ async fn run(
 }
 
 /// Tells the other instances on this PostgreSQL database that events were committed here
-/// (`NOTIFY partnerhub_outbox`, the payload the high-water mark). Sent by the feed, once per pass
+/// (`NOTIFY partnerhub_outbox`, the payload the high-water mark: the feed's, or the outbox's
+/// highest id when this instance's feed did not read it). Sent by the feed, once per pass
 /// that found events after this instance's own commits, rather than by a trigger on the outbox: a
 /// transaction that notifies takes PostgreSQL's global notify lock until its commit is flushed,
 /// which serialized every mutation's commit (measured: `updateSubscription` 1,470 req/s with a
 /// trigger, 1,670–2,080 without). Lost, it costs another instance at most its poll (1 s by default).
-async fn announce(db: &DatabaseConnection, high: i64) {
-    let statement = sea_orm::Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_notify($1, $2)",
-        [CHANNEL.into(), high.to_string().into()],
-    );
+async fn announce(db: &DatabaseConnection, high: Option<i64>) {
+    let statement = match high {
+        Some(high) => sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [CHANNEL.into(), high.to_string().into()],
+        ),
+        None => sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, (SELECT COALESCE(MAX(id), 0) FROM outbox_event)::text)",
+            [CHANNEL.into()],
+        ),
+    };
     if let Err(err) = sea_orm::ConnectionTrait::execute_raw(db, statement).await {
         tracing::debug!(error = %err, "NOTIFY {CHANNEL} failed; other instances will poll");
     }
