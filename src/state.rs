@@ -39,6 +39,8 @@ pub struct Inner {
     pub warm: crate::db::WarmConnections,
     /// Turns at writing, on SQLite (`db::WriteTurns`).
     pub write_turns: crate::db::WriteTurns,
+    /// Subscription rows kept for one-statement changes (`domain::known`).
+    pub known: Arc<crate::domain::known::KnownRows>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
             on_statement,
             warm,
             write_turns,
+            known: Arc::default(),
         })))
     }
 }

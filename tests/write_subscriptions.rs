@@ -540,3 +540,69 @@ async fn r13_r15_r17_an_update_writes_its_change_and_events_or_nothing() {
     assert_eq!(data["node"]["version"], 2);
     assert_eq!(data["node"]["quantity"], 12);
 }
+
+/// A change at the version this instance wrote last is judged on the row it kept (`domain::known`)
+/// and written in one statement on PostgreSQL; the write itself still checks that the caller sees
+/// the row (R1) and the version (R13), and a refusal is judged as if nothing were kept, so a caller
+/// that may not see the row learns nothing from it.
+#[tokio::test]
+async fn r1_r13_a_change_at_a_kept_version_is_one_statement_and_still_checks_visibility_and_version() {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let app = TestApp::new().await;
+    let (_, partner, customer, customer_token) = partner_with_customer(&app).await;
+    let (_, other_tid) = onboard(&app, "Fabrikam", "fabrikam.example", "DIRECT_BILL", "PUBLIC").await;
+    let other = app.token(other_tid, &["admin_agent"]);
+    let data = app.data(&partner, SELL, json!({"i": license(&customer, 10)})).await;
+    let id = data["createSubscription"]["subscription"]["id"].clone();
+    let audited = || async {
+        entity::audit_event::Entity::find()
+            .filter(entity::audit_event::Column::Action.starts_with("subscription."))
+            .count(&app.db)
+            .await
+            .unwrap()
+    };
+    let postgres = crate::common::backend() == "postgres";
+
+    // Read, judged, written (two statements on PostgreSQL); the row written is kept.
+    app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": 1, "quantity": 12}})).await;
+    // At the kept version: one statement, which also writes the audit and outbox rows.
+    let before = app.statement_count();
+    let data = app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": 2, "quantity": 13}})).await;
+    if postgres {
+        assert_eq!(app.statement_count() - before, 1, "statements of an update at a kept version");
+    }
+    assert_eq!(data["updateSubscription"]["subscription"]["version"], 3);
+    assert_eq!(data["updateSubscription"]["subscription"]["quantity"], 13);
+    assert_eq!(audited().await, 3, "the sale and two updates");
+
+    // Another partner naming the kept version: NOT_FOUND, as for any row it cannot see (the kept
+    // row says it is not the partner of record; that is not what it is told).
+    let body = app.gql_as(Some(&other), UPDATE, json!({"i": {"id": id, "expectedVersion": 3, "quantity": 1}})).await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    // A stale version is still a conflict.
+    let body = app.gql_as(Some(&partner), UPDATE, json!({"i": {"id": id, "expectedVersion": 2, "quantity": 20}})).await;
+    assert_eq!(error_code(&body), Some("VERSION_CONFLICT"), "{body}");
+
+    // Suspended (kept at version 4), then the customer ends the partner's reseller relationship:
+    // the partner no longer sees the subscription, and the kept row does not let it reactivate it.
+    let data = app.data(&partner, SUSPEND, json!({"i": {"id": id, "expectedVersion": 3}})).await;
+    assert_eq!(data["suspendSubscription"]["subscription"]["version"], 4);
+    let links = app.data(&customer_token, "{ relationships(first: 10) { nodes { id kind } } }", json!({})).await;
+    let link = links["relationships"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "RESELLER")
+        .expect("the partner's reseller relationship")["id"]
+        .clone();
+    app.data(&customer_token, TERMINATE, json!({"i": {"id": link}})).await;
+    assert_eq!(audited().await, 4, "… and the suspension");
+    let body = app.gql_as(Some(&partner), REACTIVATE, json!({"i": {"id": id, "expectedVersion": 4}})).await;
+    assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
+    assert_eq!(audited().await, 4, "nothing was written");
+    let Some((NodeType::Subscription, uuid)) = partnerhub::graphql::ids::decode_any(id.as_str().unwrap()) else {
+        panic!("not a subscription id: {id}");
+    };
+    let stored = entity::subscription::Entity::find_by_id(uuid).one(&app.db).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.quantity, stored.status.as_str()), (4, Some(13), "SUSPENDED"));
+}

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod customers;
 pub mod idempotency;
 pub mod inputs;
+pub mod known;
 pub mod lifecycle;
 pub mod partners;
 pub mod relationships;
@@ -20,6 +21,7 @@ pub mod webhooks;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -33,6 +35,8 @@ use crate::auth::{Principal, Role, Tenant};
 use crate::db::RequestConnection;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::events::feed::Commits;
+
+use self::known::KnownRows;
 
 /// Who is writing, and when: the caller of one request (or the lifecycle runner).
 #[derive(Debug, Clone)]
@@ -132,13 +136,15 @@ pub struct Writer {
     partner: Option<Uuid>,
     /// The event feed of this instance, told after each commit (`events::feed`).
     commits: Commits,
+    /// The instance's kept subscription rows ([`known`]), when its writes may use them.
+    known: Option<Arc<KnownRows>>,
 }
 
 impl Writer {
     /// A writer for code acting for nobody in particular (the lifecycle runner), waking `commits`
     /// (the instance's feed, [`crate::events::feed::Feed::commits`]) after each commit.
     pub fn new(db: DatabaseConnection, commits: Commits) -> Self {
-        Self { conn: db.into(), partner: None, commits }
+        Self { conn: db.into(), partner: None, commits, known: None }
     }
 
     /// The writer of one caller. When the caller is a partner, each transaction starts by reading
@@ -150,7 +156,19 @@ impl Writer {
             Tenant::Partner(p) => Some(p.id),
             _ => None,
         };
-        Self { conn, partner, commits }
+        Self { conn, partner, commits, known: None }
+    }
+
+    /// This writer keeps the subscription rows it reads and writes in `known`, the instance's, and
+    /// may change a subscription in one statement when the caller names a kept version ([`known`]).
+    pub fn with_known_rows(mut self, known: Arc<KnownRows>) -> Self {
+        self.known = Some(known);
+        self
+    }
+
+    /// The instance's kept subscription rows, if this writer uses them.
+    pub fn known(&self) -> Option<&KnownRows> {
+        self.known.as_deref()
     }
 
     /// Runs `work` in one transaction: committed when it succeeds, rolled back when it fails (so a
@@ -249,29 +267,11 @@ impl Writer {
     /// judged first, as the two separate reads do: when no row comes back, the partner's row is
     /// read on its own to tell `PARTNER_SUSPENDED` from `NOT_FOUND`.
     pub async fn load_for_write<E: Visible>(&self, actor: &Actor, id: Uuid, what: &str) -> ApiResult<E::Model> {
-        use crate::access::template;
-        use sea_orm::sea_query::{Expr, Query};
-        use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QuerySelect, QueryTrait};
+        use sea_orm::ConnectionTrait;
         let Some(partner_id) = self.partner else {
             return actor.load::<E>(&self.conn, id, what).await;
         };
-        // Built once per shape (`access::template`): the partner, the row's id and the clock are
-        // its only values.
-        let backend = self.conn.get_database_backend();
-        let args = template::Args { scope: actor.scope, ids: vec![partner_id, id], ints: Vec::new() };
-        let shape = template::Shape { what: "load_for_write", by: "id", entity: std::any::TypeId::of::<E>(), ids: 2 };
-        let statement = template::statement(backend, shape, &args, |args| {
-            let status = Query::select()
-                .column(entity::partner::Column::Status)
-                .from(entity::partner::Entity)
-                .and_where(entity::partner::Column::Id.eq(args.ids[0]))
-                .to_owned();
-            E::visible_named(&args.scope)
-                .filter(E::id_column().eq(args.ids[1]))
-                .expr_as(Expr::SubQuery(None, Box::new(status.into())), PARTNER_STATUS)
-                .limit(1)
-                .build(backend)
-        });
+        let statement = load_for_write_statement::<E>(self.conn.get_database_backend(), actor.scope, partner_id, id);
         let row = self.conn.query_one_raw(statement).await?;
         let Some(row) = row else {
             self.partner_not_suspended().await?;
@@ -283,6 +283,23 @@ impl Writer {
             None => return Err(unknown_tenant()),
         }
         Ok(E::decode(&row)?)
+    }
+
+    /// What a write made of one statement checks as it writes, for a calling partner: the read of
+    /// [`Writer::load_for_write`] (the row under the caller's visibility, R1, with the partner's
+    /// status as it stands, R17), and that it admits the write. `None` for other callers.
+    pub fn write_guard<E: Visible>(&self, actor: &Actor, id: Uuid) -> Option<WriteGuard> {
+        use sea_orm::ConnectionTrait;
+        let partner_id = self.partner?;
+        let backend = self.conn.get_database_backend();
+        let scope = actor.scope;
+        let writable: Vec<String> =
+            rules::r17_statuses_allowing_writes().map(|s| format!("'{}'", s.as_str())).collect();
+        Some(WriteGuard {
+            statement: load_for_write_statement::<E>(backend, scope, partner_id, id),
+            query: Box::new(move || load_for_write_query::<E>(&scope, partner_id, id)),
+            admits: format!("\"{PARTNER_STATUS}\" IN ({})", writable.join(", ")),
+        })
     }
 
     /// R17 as [`Writer::write`] applies it, for a write made of one statement outside a
@@ -307,6 +324,50 @@ async fn fresh_partner_not_suspended<C: sea_orm::ConnectionTrait>(txn: &C, id: U
 
 /// The column [`Writer::load_for_write`] reads the calling partner's status into.
 const PARTNER_STATUS: &str = "ph_partner_status";
+
+/// The read of [`Writer::load_for_write`]: the row `id` if `scope` sees it, with the status of
+/// partner `partner_id` in [`PARTNER_STATUS`].
+fn load_for_write_query<E: Visible>(scope: &Scope, partner_id: Uuid, id: Uuid) -> sea_orm::sea_query::SelectStatement {
+    use sea_orm::sea_query::{Expr, Query};
+    use sea_orm::{ColumnTrait, QuerySelect, QueryTrait};
+    let status = Query::select()
+        .column(entity::partner::Column::Status)
+        .from(entity::partner::Entity)
+        .and_where(entity::partner::Column::Id.eq(partner_id))
+        .to_owned();
+    E::visible_named(scope)
+        .filter(E::id_column().eq(id))
+        .expr_as(Expr::SubQuery(None, Box::new(status.into())), PARTNER_STATUS)
+        .limit(1)
+        .into_query()
+}
+
+/// [`load_for_write_query`] as a statement, built once per shape (`access::template`): the
+/// partner, the row's id and the clock are its only values.
+fn load_for_write_statement<E: Visible>(
+    backend: sea_orm::DbBackend,
+    scope: Scope,
+    partner_id: Uuid,
+    id: Uuid,
+) -> sea_orm::Statement {
+    use crate::access::template;
+    let args = template::Args { scope, ids: vec![partner_id, id], ints: Vec::new() };
+    let shape = template::Shape { what: "load_for_write", by: "id", entity: std::any::TypeId::of::<E>(), ids: 2 };
+    template::statement(backend, shape, &args, |args| {
+        backend.build(&load_for_write_query::<E>(&args.scope, args.ids[0], args.ids[1]))
+    })
+}
+
+/// A read a write made of one statement runs first and depends on ([`Writer::write_guard`]):
+/// the write applies only if `statement` returns a row that `admits` holds for.
+pub struct WriteGuard {
+    /// The read, as built for this call (its SQL, and its values first among the write's).
+    pub statement: sea_orm::Statement,
+    /// The same read as a query, for building the write's SQL.
+    pub query: Box<dyn Fn() -> sea_orm::sea_query::SelectStatement + Send + Sync>,
+    /// A condition on the read's columns, as SQL without values.
+    pub admits: String,
+}
 
 /// The calling partner's row is gone.
 fn unknown_tenant() -> ApiError {

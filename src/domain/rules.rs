@@ -127,6 +127,13 @@ pub fn r17_status_allows_writes(status: PartnerStatus) -> ApiResult<()> {
     Ok(())
 }
 
+/// R17 as a list: the partner statuses [`r17_status_allows_writes`] lets write (for a write whose
+/// check of the partner's row runs in its own statement, `Writer::write_guard`).
+pub fn r17_statuses_allowing_writes() -> impl Iterator<Item = PartnerStatus> {
+    use sea_orm::Iterable;
+    PartnerStatus::iter().filter(|status| r17_status_allows_writes(*status).is_ok())
+}
+
 /// The partner's ACTIVE, unexpired delegated-admin relationships with a customer, if any grants `role`.
 pub async fn active_delegated_admin<C: ConnectionTrait>(
     db: &C,

@@ -467,6 +467,11 @@ async fn r10_may_change<C: ConnectionTrait>(txn: &C, actor: &Actor, s: &subscrip
     if s.channel != Channel::Csp {
         return r10_may_manage_external(txn, actor, s.customer_id).await;
     }
+    r10_may_change_csp(actor, s)
+}
+
+/// R10 for a CSP subscription: its partner of record only (`admin_agent`, `sales_agent`).
+fn r10_may_change_csp(actor: &Actor, s: &subscription::Model) -> ApiResult<()> {
     match &actor.principal.tenant {
         Tenant::Partner(p) if Some(p.id) == s.partner_id => {
             actor.require_role(SELLERS)?;
@@ -487,11 +492,15 @@ pub async fn change(
     expected_version: i32,
     action: Action,
 ) -> ApiResult<subscription::Model> {
+    if let Some(changed) = change_known_version(writer, actor, id, expected_version, action).await? {
+        return Ok(changed);
+    }
     if let Some(changed) = change_with_reads_first(writer, actor, id, expected_version, action).await? {
+        keep(writer, &changed);
         return Ok(changed);
     }
     let actor = actor.clone();
-    writer
+    let changed = writer
         .write(move |txn| {
             Box::pin(async move {
                 let stored = changeable(txn, &actor, id, expected_version).await?;
@@ -506,7 +515,60 @@ pub async fn change(
                 Ok(after)
             })
         })
-        .await
+        .await?;
+    keep(writer, &changed);
+    Ok(changed)
+}
+
+/// Keeps a committed subscription row for the next change of it (`domain::known`).
+fn keep(writer: &Writer, row: &subscription::Model) {
+    if let Some(known) = writer.known() {
+        known.keep(row);
+    }
+}
+
+/// [`change`] in one statement, when this instance keeps the subscription at the version the
+/// caller expects (`domain::known`, which says why the kept row can be trusted): the rules are
+/// judged on the kept row as on a row read (R10, R11, R13, and R16's "nothing due"), and the write
+/// itself checks what the kept row cannot tell (R1: the caller still sees the row; R17: its partner
+/// is not suspended; R13: the version is still the one kept). Only for a CSP subscription changed
+/// by its partner of record on PostgreSQL, the common case; others take the ordinary path.
+/// `None`, with nothing written, whenever anything is not as this path needs (no kept row, a rule
+/// that refuses, a write that found the row changed or hidden): the ordinary path reads, judges
+/// again and answers, so no error is ever judged on a row the caller may not see.
+async fn change_known_version(
+    writer: &Writer,
+    actor: &Actor,
+    id: Uuid,
+    expected_version: i32,
+    action: Action,
+) -> ApiResult<Option<subscription::Model>> {
+    let db = writer.connection();
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let Some(before) = writer.known().and_then(|known| known.get(id, expected_version)) else {
+        return Ok(None);
+    };
+    if before.channel != Channel::Csp
+        || r10_may_change_csp(actor, &before).is_err()
+        || super::lifecycle::is_due(&before, actor.now)
+    {
+        return Ok(None);
+    }
+    let Ok(after) = r11_apply(actor, &before, action) else {
+        return Ok(None);
+    };
+    let Some(guard) = writer.write_guard::<subscription::Entity>(actor, id) else {
+        return Ok(None);
+    };
+    let change = change_for(action.verb(), action.event(), &after).diff(Some(before.as_ref()), &after);
+    let changed = versioned::update_subscription_guarded(db, &guard, &before, after, &By::from(actor), change).await?;
+    if let Some(changed) = &changed {
+        writer.committed();
+        keep(writer, changed);
+    }
+    Ok(changed)
 }
 
 /// The subscription a change applies to: visible to the caller (R1, else `NOT_FOUND`), changeable by

@@ -13,6 +13,7 @@ use sea_orm::{
     QueryTrait, Statement, Values,
 };
 
+use super::WriteGuard;
 use super::audit::{self, By, Change};
 
 use crate::error::{ApiError, ApiResult, Code};
@@ -109,11 +110,33 @@ pub async fn update_subscription_recorded<C: ConnectionTrait>(
     after.version = before.version + 1;
     let changes = changed_columns(before.clone().into_active_model(), after.clone().into_active_model());
     let (audit_row, outbox_row) = audit::rows(by, change);
-    let statement = recorded_statement(before, changes, audit_row, outbox_row)?;
+    let statement = recorded_statement(before, changes, audit_row, outbox_row, None)?;
     if db.execute_raw(statement).await?.rows_affected() != 1 {
         return Err(conflict("subscription", before.version + 1));
     }
     Ok(after)
+}
+
+/// [`update_subscription_recorded`] whose update also requires `guard`'s read to return a row it
+/// admits (`Writer::write_guard`: the row under the caller's visibility, its partner not
+/// suspended), as one statement: `WITH ph_guard AS (<read>), ph_updated AS (UPDATE … WHERE id = ?
+/// AND version = ? AND EXISTS (SELECT 1 FROM ph_guard WHERE <admits>) RETURNING id) …`. `before` is
+/// the row at the version the caller expects, as kept (`domain::known`), not read. `None` when
+/// nothing was written, for whatever reason: the caller then reads and judges.
+pub async fn update_subscription_guarded<C: ConnectionTrait>(
+    db: &C,
+    guard: &WriteGuard,
+    before: &subscription::Model,
+    mut after: subscription::Model,
+    by: &By,
+    change: Change,
+) -> ApiResult<Option<subscription::Model>> {
+    debug_assert_eq!(db.get_database_backend(), DbBackend::Postgres);
+    after.version = before.version + 1;
+    let changes = changed_columns(before.clone().into_active_model(), after.clone().into_active_model());
+    let (audit_row, outbox_row) = audit::rows(by, change);
+    let statement = recorded_statement(before, changes, audit_row, outbox_row, Some(guard))?;
+    Ok((db.execute_raw(statement).await?.rows_affected() == 1).then_some(after))
 }
 
 /// The statement of [`update_subscription_recorded`]. Its SQL depends only on which columns
@@ -127,10 +150,16 @@ fn recorded_statement(
     changes: subscription::ActiveModel,
     audit_row: entity::audit_event::ActiveModel,
     outbox_row: entity::outbox_event::ActiveModel,
+    guard: Option<&WriteGuard>,
 ) -> ApiResult<Statement> {
-    static SQL: LazyLock<RwLock<HashMap<u64, Arc<str>>>> = LazyLock::new(Default::default);
+    /// Per set of changed columns, the SQL without a guard and with each guard's SQL seen.
+    type Kept = HashMap<u64, (Option<Arc<str>>, Vec<(String, Arc<str>)>)>;
+    static SQL: LazyLock<RwLock<Kept>> = LazyLock::new(Default::default);
     let mut mask = 0u64;
     let mut values = Vec::new();
+    if let Some(guard) = guard {
+        values.extend(guard.statement.values.iter().flat_map(|v| v.0.iter().cloned()));
+    }
     for (i, _, value) in set_columns(&changes) {
         mask |= 1 << i;
         values.push(value);
@@ -145,8 +174,18 @@ fn recorded_statement(
             .filter(subscription::Column::Id.eq(before.id))
             .filter(subscription::Column::Version.eq(before.version))
             .into_query();
+        let mut with = WithClause::new();
+        if let Some(guard) = guard {
+            with.cte(CommonTableExpression::new().query((guard.query)()).table_name(GUARD).to_owned());
+            let admitted = Query::select()
+                .expr(Expr::cust("1"))
+                .from(GUARD)
+                .and_where(Expr::cust(guard.admits.clone()))
+                .to_owned();
+            update.and_where(Expr::exists(admitted));
+        }
         update.returning_col(subscription::Column::Id);
-        let with = WithClause::new()
+        let with = with
             .cte(CommonTableExpression::new().query(update).table_name(UPDATED).to_owned())
             .cte(
                 CommonTableExpression::new()
@@ -157,13 +196,28 @@ fn recorded_statement(
             .to_owned();
         Ok(DbBackend::Postgres.build(&insert_per_updated_row(outbox_row.clone())?.with(with)))
     };
-    let known = SQL.read().unwrap_or_else(|p| p.into_inner()).get(&mask).cloned();
+    let guard_sql = guard.map(|g| g.statement.sql.as_str());
+    let find = |kept: &Kept| {
+        let (plain, guarded) = kept.get(&mask)?;
+        match guard_sql {
+            None => plain.clone(),
+            Some(wanted) => guarded.iter().find(|(sql, _)| sql == wanted).map(|(_, full)| full.clone()),
+        }
+    };
+    let known = find(&SQL.read().unwrap_or_else(|p| p.into_inner()));
     let sql = match known {
         Some(sql) => sql,
         None => {
             let built = build()?;
             let sql: Arc<str> = built.sql.into();
-            SQL.write().unwrap_or_else(|p| p.into_inner()).insert(mask, sql.clone());
+            let mut kept = SQL.write().unwrap_or_else(|p| p.into_inner());
+            let (plain, guarded) = kept.entry(mask).or_default();
+            match guard_sql {
+                None => *plain = Some(sql.clone()),
+                // A guard's SQL depends on the kind of caller only: a handful per set of columns.
+                Some(wanted) if guarded.len() < MAX_GUARDS => guarded.push((wanted.to_owned(), sql.clone())),
+                Some(_) => {}
+            }
             sql
         }
     };
@@ -189,6 +243,10 @@ fn set_columns<A: ActiveModelTrait>(
 
 /// The CTE holding the row an update changed.
 const UPDATED: &str = "ph_updated";
+/// The CTE holding a guarded update's read.
+const GUARD: &str = "ph_guard";
+/// Most guards' SQL kept per set of changed columns.
+const MAX_GUARDS: usize = 16;
 
 /// `INSERT INTO <table> (<columns>) SELECT <values> FROM ph_updated`: one row per updated row.
 fn insert_per_updated_row<A: ActiveModelTrait>(row: A) -> ApiResult<InsertStatement> {

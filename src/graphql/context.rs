@@ -89,6 +89,15 @@ impl RequestCtx {
         self
     }
 
+    /// The instance's kept subscription rows, for the writer's one-statement changes
+    /// (`domain::known`).
+    pub fn with_known_rows(mut self, known: std::sync::Arc<crate::domain::known::KnownRows>) -> Self {
+        if let Some(session) = self.session.as_mut() {
+            session.writer = session.writer.clone().with_known_rows(known);
+        }
+        self
+    }
+
     /// The server's webhook settings (which URLs `registerWebhook` accepts, how many per tenant).
     pub fn with_webhook_settings(mut self, webhooks: crate::config::WebhookSettings) -> Self {
         self.webhooks = webhooks;

@@ -358,6 +358,7 @@ async fn execute(
         request_id.clone(),
     )
     .with_tenant_cache(state.tenants.clone())
+    .with_known_rows(state.known.clone())
     .with_webhook_settings(state.settings.webhooks.clone());
     let budget_key = match ctx.session() {
         Ok(session) => BudgetKey::Tenant(session.principal.tenant_id),

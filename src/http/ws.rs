@@ -440,7 +440,8 @@ async fn operation(
         chrono::Duration::hours(settings.cancellation_window_hours),
         format!("ws-{}", uuid::Uuid::now_v7()),
     )
-    .with_tenant_cache(state.tenants.clone());
+    .with_tenant_cache(state.tenants.clone())
+    .with_known_rows(state.known.clone());
     if kind == OperationType::Subscription
         && let Ok(session) = ctx.session()
     {
