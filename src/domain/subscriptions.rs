@@ -532,7 +532,8 @@ fn keep(writer: &Writer, row: &subscription::Model) {
 /// judged on the kept row as on a row read (R10, R11, R13, and R16's "nothing due"), and the write
 /// itself checks what the kept row cannot tell (R1: the caller still sees the row; R17: its partner
 /// is not suspended; R13: the version is still the one kept). Only for a CSP subscription changed
-/// by its partner of record on PostgreSQL, the common case; others take the ordinary path.
+/// by its partner of record, the common case; others take the ordinary path. On PostgreSQL one
+/// statement; on SQLite a transaction of three (the guarded update, the audit and outbox rows).
 /// `None`, with nothing written, whenever anything is not as this path needs (no kept row, a rule
 /// that refuses, a write that found the row changed or hidden): the ordinary path reads, judges
 /// again and answers, so no error is ever judged on a row the caller may not see.
@@ -544,9 +545,6 @@ async fn change_known_version(
     action: Action,
 ) -> ApiResult<Option<subscription::Model>> {
     let db = writer.connection();
-    if db.get_database_backend() != DbBackend::Postgres {
-        return Ok(None);
-    }
     let Some(before) = writer.known().and_then(|known| known.get(id, expected_version)) else {
         return Ok(None);
     };
@@ -563,9 +561,30 @@ async fn change_known_version(
         return Ok(None);
     };
     let change = change_for(action.verb(), action.event(), &after).diff(Some(before.as_ref()), &after);
-    let changed = versioned::update_subscription_guarded(db, &guard, &before, after, &By::from(actor), change).await?;
+    let by = By::from(actor);
+    let changed = if db.get_database_backend() == DbBackend::Postgres {
+        let changed = versioned::update_subscription_guarded(db, &guard, &before, after, &by, change).await?;
+        if changed.is_some() {
+            writer.committed();
+        }
+        changed
+    } else {
+        // SQLite: the guarded update, then its two rows if it wrote, holding the write lock for
+        // three statements (an empty transaction when it did not).
+        writer
+            .write_judged(move |txn| {
+                Box::pin(async move {
+                    let Some(after) = versioned::update_subscription_guarded_in(txn, &guard, &before, after).await?
+                    else {
+                        return Ok(None);
+                    };
+                    audit::record(txn, &by, change).await?;
+                    Ok(Some(after))
+                })
+            })
+            .await?
+    };
     if let Some(changed) = &changed {
-        writer.committed();
         keep(writer, changed);
     }
     Ok(changed)

@@ -139,6 +139,35 @@ pub async fn update_subscription_guarded<C: ConnectionTrait>(
     Ok((db.execute_raw(statement).await?.rows_affected() == 1).then_some(after))
 }
 
+/// [`update_subscription_guarded`] on SQLite, in the caller's transaction, without the audit and
+/// outbox rows (the caller writes them when this wrote): SQLite has no data-modifying `WITH`, so
+/// the guard's read is a subquery of the `UPDATE` (`… AND EXISTS (SELECT 1 FROM (<read>) WHERE
+/// <admits>)`). `None` when nothing was written.
+pub async fn update_subscription_guarded_in<C: ConnectionTrait>(
+    txn: &C,
+    guard: &WriteGuard,
+    before: &subscription::Model,
+    mut after: subscription::Model,
+) -> ApiResult<Option<subscription::Model>> {
+    debug_assert_eq!(txn.get_database_backend(), DbBackend::Sqlite);
+    after.version = before.version + 1;
+    let changes = changed_columns(before.clone().into_active_model(), after.clone().into_active_model());
+    let mut statement = subscription::Entity::update_many()
+        .set(changes)
+        .filter(subscription::Column::Id.eq(before.id))
+        .filter(subscription::Column::Version.eq(before.version))
+        .build(DbBackend::Sqlite);
+    // SQLite's placeholders are positional (`?`): the read's SQL and its values follow the update's.
+    statement.sql.push_str(&format!(
+        " AND EXISTS (SELECT 1 FROM ({}) AS \"{GUARD}\" WHERE {})",
+        guard.statement.sql, guard.admits
+    ));
+    if let (Some(values), Some(read)) = (statement.values.as_mut(), guard.statement.values.as_ref()) {
+        values.0.extend(read.0.iter().cloned());
+    }
+    Ok((txn.execute_raw(statement).await?.rows_affected() == 1).then_some(after))
+}
+
 /// The statement of [`update_subscription_recorded`]. Its SQL depends only on which columns
 /// change (the audit and outbox rows always set the same columns), so it is built with SeaORM
 /// once per set of changed columns and kept; later calls of that set take the values straight from
