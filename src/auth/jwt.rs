@@ -13,6 +13,12 @@
 //!
 //! Every failure is `UNAUTHENTICATED` with a short message that never echoes the token; nothing from a
 //! token is logged except (at debug level, truncated) its `kid`.
+//!
+//! Tokens verified once are kept ([`VerifiedTokens`]), so a client that sends the same token with
+//! every request pays for its signature once: a kept token is checked again for time (`exp`, `nbf`)
+//! on every use, and one signed with a JWKS key only while that very key is still the one its `kid`
+//! names (a key rotated out or replaced ends the kept tokens it signed at once). Only tokens that
+//! passed every check are kept; a refused token is verified in full each time.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -132,6 +138,47 @@ pub struct Verifier {
     hmac_key: Option<DecodingKey>,
     file_keys: KeyMap,
     remote: Option<RemoteJwks>,
+    verified: VerifiedTokens,
+}
+
+/// Most tokens kept verified; all are dropped when full (expired ones go on their next use).
+const MAX_VERIFIED_TOKENS: usize = 10_000;
+
+/// A token that passed every check, and what it was checked with.
+struct VerifiedToken {
+    claims: Claims,
+    /// The header's `kid`: for HS256 it must still name no JWKS key; for RS256/ES256 it must still
+    /// name `key`.
+    kid: Option<String>,
+    /// The JWKS key that verified it (`None` for HS256, whose secret is fixed for the process).
+    key: Option<Arc<JwksKey>>,
+}
+
+/// Tokens verified already, by their whole text (see the module documentation).
+#[derive(Default)]
+struct VerifiedTokens(std::sync::Mutex<HashMap<Box<str>, Arc<VerifiedToken>>>);
+
+impl VerifiedTokens {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<VerifiedToken>>> {
+        // Nothing can panic while the lock is held; a poisoned map is still a valid map.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, token: &str) -> Option<Arc<VerifiedToken>> {
+        self.lock().get(token).cloned()
+    }
+
+    fn keep(&self, token: &str, verified: VerifiedToken) {
+        let mut tokens = self.lock();
+        if tokens.len() >= MAX_VERIFIED_TOKENS {
+            tokens.clear();
+        }
+        tokens.insert(token.into(), Arc::new(verified));
+    }
+
+    fn forget(&self, token: &str) {
+        self.lock().remove(token);
+    }
 }
 
 impl fmt::Debug for Verifier {
@@ -170,7 +217,7 @@ impl Verifier {
             Some(url) => Some(RemoteJwks::new(url)?),
             None => None,
         };
-        Ok(Self { config, hmac_key, file_keys, remote })
+        Ok(Self { config, hmac_key, file_keys, remote, verified: VerifiedTokens::default() })
     }
 
     /// Minimum time between two fetches of the JWKS URL, if one is configured.
@@ -180,6 +227,46 @@ impl Verifier {
 
     /// Checks signature, algorithm and claims; any failure is `UNAUTHENTICATED`.
     pub async fn verify(&self, token: &str) -> ApiResult<Claims> {
+        self.verify_at(token, chrono::Utc::now().timestamp()).await
+    }
+
+    /// [`Verifier::verify`] at `now` (seconds since the Unix epoch) for a token verified before (the
+    /// signature checks themselves read the system clock).
+    async fn verify_at(&self, token: &str, now: i64) -> ApiResult<Claims> {
+        if let Some(kept) = self.verified.get(token) {
+            let leeway = i64::try_from(self.config.leeway_secs).unwrap_or(i64::MAX);
+            if kept.claims.exp < now.saturating_sub(leeway) {
+                self.verified.forget(token);
+                return Err(ApiError::unauthenticated(rejection(&ErrorKind::ExpiredSignature)));
+            }
+            if kept.claims.nbf.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+                return Err(ApiError::unauthenticated(rejection(&ErrorKind::ImmatureSignature)));
+            }
+            if self.still_signs(&kept).await {
+                return Ok(kept.claims.clone());
+            }
+            // Its key is gone or replaced: verified again in full (and refused, unless the new key
+            // set still verifies it).
+            self.verified.forget(token);
+        }
+        let (claims, kid, key) = self.verify_fully(token).await?;
+        self.verified.keep(token, VerifiedToken { claims: claims.clone(), kid, key });
+        Ok(claims)
+    }
+
+    /// Whether the keys that verified `kept` are still the keys its header names, without fetching.
+    async fn still_signs(&self, kept: &VerifiedToken) -> bool {
+        match (&kept.key, kept.kid.as_deref()) {
+            // HS256: the secret never changes; a `kid` must still name no public key.
+            (None, None) => true,
+            (None, Some(kid)) => !self.is_known_public_kid(kid).await,
+            (Some(key), Some(kid)) => self.loaded_public_key(kid).await.is_some_and(|now| Arc::ptr_eq(&now, key)),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// Every check, from the token alone: its claims, its `kid`, and the JWKS key that verified it.
+    async fn verify_fully(&self, token: &str) -> ApiResult<(Claims, Option<String>, Option<Arc<JwksKey>>)> {
         let header = decode_header(token).map_err(|_| ApiError::unauthenticated("malformed token"))?;
         if header.crit.is_some() {
             return Err(ApiError::unauthenticated("token header has unsupported critical extensions"));
@@ -196,7 +283,7 @@ impl Verifier {
                     tracing::debug!(kid = log_kid(kid), "HS256 token names a public key");
                     return Err(ApiError::unauthenticated("token algorithm does not match its key"));
                 }
-                self.decode_with(token, key, Algorithm::HS256)
+                Ok((self.decode_with(token, key, Algorithm::HS256)?, header.kid, None))
             }
             Algorithm::RS256 | Algorithm::ES256 => {
                 let kid = header.kid.as_deref().ok_or_else(|| ApiError::unauthenticated("token has no key id"))?;
@@ -208,7 +295,8 @@ impl Verifier {
                     tracing::debug!(kid = log_kid(kid), "token algorithm does not match its key");
                     return Err(ApiError::unauthenticated("token algorithm does not match its key"));
                 }
-                self.decode_with(token, &jwks_key.key, jwks_key.alg)
+                let claims = self.decode_with(token, &jwks_key.key, jwks_key.alg)?;
+                Ok((claims, header.kid, Some(jwks_key)))
             }
             _ => Err(ApiError::unauthenticated("token algorithm not accepted")),
         }
@@ -264,6 +352,17 @@ impl Verifier {
         match &self.remote {
             Some(remote) => remote.cache.read().await.keys.contains_key(kid),
             None => false,
+        }
+    }
+
+    /// The JWKS key named `kid` as loaded now (never fetches).
+    async fn loaded_public_key(&self, kid: &str) -> Option<Arc<JwksKey>> {
+        if let Some(key) = self.file_keys.get(kid) {
+            return Some(Arc::clone(key));
+        }
+        match &self.remote {
+            Some(remote) => remote.cache.read().await.keys.get(kid).cloned(),
+            None => None,
         }
     }
 
@@ -628,6 +727,41 @@ mod tests {
         assert!(verifier.verify(&hs(&c)).await.is_ok(), "expired within the leeway");
         c["exp"] = json!(now() - 60);
         assert_eq!(refused(&verifier, &hs(&c)).await, "token expired");
+    }
+
+    #[tokio::test]
+    async fn a_token_verified_before_is_still_refused_once_it_expires() {
+        let verifier = Verifier::new(AuthConfig { leeway_secs: 0, ..hs_config() }).unwrap();
+        let mut c = claims();
+        c["exp"] = json!(now() + 60);
+        let token = hs(&c);
+        assert!(verifier.verify(&token).await.is_ok());
+        // Kept verified: at a later time, its expiry still counts.
+        assert!(verifier.verify_at(&token, now() + 30).await.is_ok());
+        let err = verifier.verify_at(&token, now() + 120).await.unwrap_err();
+        assert_eq!(err.message, "token expired");
+    }
+
+    #[tokio::test]
+    async fn a_kept_token_ends_when_a_jwks_key_replaces_its_key_under_the_same_kid() {
+        let body = Arc::new(std::sync::Mutex::new(JWKS.to_owned()));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let addr = serve_jwks(Arc::clone(&body), Arc::clone(&hits)).await;
+        let config =
+            AuthConfig { jwks_url: Some(format!("http://{addr}/jwks")), leeway_secs: 30, ..AuthConfig::default() };
+        let verifier = Verifier::new(config).unwrap();
+        let token = mint(Algorithm::RS256, Some("rsa-1"), &rsa1(), &claims());
+        assert!(verifier.verify(&token).await.is_ok());
+        // The server now publishes rsa-2's key under the kid "rsa-1"; once fetched, the token that
+        // rsa-1's old key verified is refused, kept or not.
+        let replaced = JWKS_ROTATED.replace("\"rsa-2\"", "\"rsa-1\"");
+        assert_ne!(replaced, JWKS_ROTATED);
+        *body.lock().unwrap() = replaced;
+        age_last_fetch(&verifier).await;
+        refused(&verifier, &mint(Algorithm::RS256, Some("rsa-9"), &rsa1(), &claims())).await;
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "the unknown kid refetched the key set");
+        assert_eq!(refused(&verifier, &token).await, "invalid token signature");
+        assert!(verifier.verify(&mint(Algorithm::RS256, Some("rsa-1"), &rsa2(), &claims())).await.is_ok());
     }
 
     #[tokio::test]
