@@ -148,6 +148,41 @@ async fn unmarked_above(db: &DatabaseConnection, above: i64) -> ApiResult<Vec<ou
         .await?)
 }
 
+/// The next [`FANOUT_BATCH`] outbox events above id `above`, in id order, and the highest id among
+/// them; those already marked (by another instance) are left out of the list. Each row's mark is
+/// looked up by its id (a column of the scan, not a join), so the statement is the outbox's primary
+/// key range whatever plan PostgreSQL keeps for it: as an anti-join, its generic plan hashed the
+/// whole mark table on every pass.
+async fn next_above(db: &DatabaseConnection, above: i64) -> ApiResult<(Vec<outbox_event::Model>, Option<i64>)> {
+    use outbox_event::Column as O;
+    use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait};
+    const MARKED: &str = "ph_marked";
+    let marked = Query::select()
+        .expr(Expr::val(1))
+        .from(outbox_fanout::Entity)
+        .and_where(
+            Expr::col((outbox_fanout::Entity, outbox_fanout::Column::OutboxEventId))
+                .equals((outbox_event::Entity, O::Id)),
+        )
+        .to_owned();
+    let statement = outbox_event::Entity::find()
+        .filter(O::Id.gt(above))
+        .order_by_asc(O::Id)
+        .limit(FANOUT_BATCH)
+        .expr_as(Expr::exists(marked), MARKED)
+        .build(db.get_database_backend());
+    let mut events = Vec::new();
+    let mut seen = None;
+    for row in db.query_all_raw(statement).await? {
+        let event = outbox_event::Model::from_query_result(&row, "")?;
+        seen = Some(event.id);
+        if !row.try_get::<bool>("", MARKED)? {
+            events.push(event);
+        }
+    }
+    Ok((events, seen))
+}
+
 /// Fans out `events` (unmarked, in id order): their deliveries and marks, in one transaction.
 /// Returns the highest id among them.
 async fn fan_out_events(
@@ -253,7 +288,7 @@ async fn fan_out_events(
 pub const SWEEP_EVERY: u32 = 10;
 
 /// A running worker's place in the outbox. Most passes look only above `hint`, the highest id this
-/// worker has fanned out, so a pass costs the events that are new since the last one. Every
+/// worker has fanned out or seen marked, so a pass costs the events that are new since the last one. Every
 /// [`SWEEP_EVERY`]th pass scans from the [`Floor`] instead, as a fresh worker does: it finds
 /// what committed late with an id below the hint (PostgreSQL commits ids out of order), which is
 /// therefore fanned out up to [`SWEEP_EVERY`] passes later (5 s at the default poll) instead of
@@ -282,9 +317,10 @@ impl Worker {
             // them, nor below the floor.
             self.hint = [self.hint, self.floor.0, highest.unwrap_or(0)].into_iter().fold(i64::MIN, std::cmp::Ord::max);
         } else {
-            let events = unmarked_above(db, self.hint).await?;
-            if let Some(highest) = fan_out_events(db, settings, now, events, &mut report).await? {
-                self.hint = highest;
+            let (events, seen) = next_above(db, self.hint).await?;
+            fan_out_events(db, settings, now, events, &mut report).await?;
+            if let Some(seen) = seen {
+                self.hint = std::cmp::Ord::max(self.hint, seen);
             }
         }
         self.passes = self.passes.wrapping_add(1);
