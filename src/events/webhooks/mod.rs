@@ -284,23 +284,22 @@ async fn fan_out_events(
     Ok(Some(highest))
 }
 
-/// Time between two sweeps of a worker from its floor ([`Worker`]), by the server's clock.
-pub const SWEEP_INTERVAL: chrono::Duration = chrono::Duration::seconds(5);
+/// Passes of a worker between two sweeps from its floor ([`Worker`]).
+pub const SWEEP_EVERY: u32 = 10;
 
 /// A running worker's place in the outbox. Most passes look only above `hint`, the highest id this
-/// worker has fanned out or seen marked, so a pass costs the events that are new since the last one. A
-/// pass at least [`SWEEP_INTERVAL`] after the last sweep scans from the [`Floor`] instead, as a
-/// fresh worker does: it finds what committed late with an id below the hint (PostgreSQL commits
-/// ids out of order), which is therefore fanned out up to [`SWEEP_INTERVAL`] later instead of at
-/// once. Sweeps go by time, not by passes: under a stream of writes the worker runs many passes a
-/// second. The floor's scan walks every event marked in the last [`FLOOR_SAFETY`], which under
+/// worker has fanned out or seen marked, so a pass costs the events that are new since the last one. Every
+/// [`SWEEP_EVERY`]th pass scans from the [`Floor`] instead, as a fresh worker does: it finds
+/// what committed late with an id below the hint (PostgreSQL commits ids out of order), which is
+/// therefore fanned out up to [`SWEEP_EVERY`] passes later (5 s at the default poll) instead of
+/// at once. The floor's scan walks every event marked in the last [`FLOOR_SAFETY`], which under
 /// a steady stream of writes is most of the outbox's recent rows: done on every pass, it cost
 /// PostgreSQL half a core at 2,500 mutations a second (see the README's performance notes).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Worker {
     floor: Floor,
     hint: i64,
-    last_sweep: Option<DateTime<Utc>>,
+    passes: u32,
 }
 
 impl Worker {
@@ -312,8 +311,7 @@ impl Worker {
         now: DateTime<Utc>,
     ) -> ApiResult<PassReport> {
         let mut report = PassReport::default();
-        if self.last_sweep.is_none_or(|at| now - at >= SWEEP_INTERVAL) {
-            self.last_sweep = Some(now);
+        if self.passes.is_multiple_of(SWEEP_EVERY) {
             let highest = sweep(db, settings, now, &mut self.floor, &mut report).await?;
             // The sweep fanned out the lowest unmarked events: none is left below the highest of
             // them, nor below the floor.
@@ -325,6 +323,7 @@ impl Worker {
                 self.hint = std::cmp::Ord::max(self.hint, seen);
             }
         }
+        self.passes = self.passes.wrapping_add(1);
         send::send_due(db, settings, now, &mut report).await?;
         Ok(report)
     }
