@@ -346,13 +346,7 @@ impl Verifier {
 
     /// Whether `kid` names a JWKS key already loaded (never fetches).
     async fn is_known_public_kid(&self, kid: &str) -> bool {
-        if self.file_keys.contains_key(kid) {
-            return true;
-        }
-        match &self.remote {
-            Some(remote) => remote.cache.read().await.keys.contains_key(kid),
-            None => false,
-        }
+        self.loaded_public_key(kid).await.is_some()
     }
 
     /// The JWKS key named `kid` as loaded now (never fetches).

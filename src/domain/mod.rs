@@ -293,12 +293,16 @@ impl Writer {
         let partner_id = self.partner?;
         let backend = self.conn.get_database_backend();
         let scope = actor.scope;
-        let writable: Vec<String> =
-            rules::r17_statuses_allowing_writes().map(|s| format!("'{}'", s.as_str())).collect();
+        // The same for every write: built once.
+        static ADMITS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let writable: Vec<String> =
+                rules::r17_statuses_allowing_writes().map(|s| format!("'{}'", s.as_str())).collect();
+            format!("\"{PARTNER_STATUS}\" IN ({})", writable.join(", "))
+        });
         Some(WriteGuard {
             statement: load_for_write_statement::<E>(backend, scope, partner_id, id),
             query: Box::new(move || load_for_write_query::<E>(&scope, partner_id, id)),
-            admits: format!("\"{PARTNER_STATUS}\" IN ({})", writable.join(", ")),
+            admits: ADMITS.as_str(),
         })
     }
 
@@ -366,7 +370,7 @@ pub struct WriteGuard {
     /// The same read as a query, for building the write's SQL.
     pub query: Box<dyn Fn() -> sea_orm::sea_query::SelectStatement + Send + Sync>,
     /// A condition on the read's columns, as SQL without values.
-    pub admits: String,
+    pub admits: &'static str,
 }
 
 /// The calling partner's row is gone.

@@ -206,11 +206,8 @@ fn recorded_statement(
         let mut with = WithClause::new();
         if let Some(guard) = guard {
             with.cte(CommonTableExpression::new().query((guard.query)()).table_name(GUARD).to_owned());
-            let admitted = Query::select()
-                .expr(Expr::cust("1"))
-                .from(GUARD)
-                .and_where(Expr::cust(guard.admits.clone()))
-                .to_owned();
+            let admitted =
+                Query::select().expr(Expr::cust("1")).from(GUARD).and_where(Expr::cust(guard.admits)).to_owned();
             update.and_where(Expr::exists(admitted));
         }
         update.returning_col(subscription::Column::Id);

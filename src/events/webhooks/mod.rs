@@ -128,20 +128,25 @@ async fn sweep(
     fan_out_events(db, settings, now, events, report).await
 }
 
-/// The first [`FANOUT_BATCH`] outbox events above id `above` without a mark, oldest first.
-async fn unmarked_above(db: &DatabaseConnection, above: i64) -> ApiResult<Vec<outbox_event::Model>> {
-    use outbox_event::Column as O;
-    let marked = Query::select()
+/// `SELECT 1 FROM outbox_fanout WHERE outbox_event_id = outbox_event.id`: the mark of the outbox
+/// row at hand.
+fn mark_of_row() -> sea_orm::sea_query::SelectStatement {
+    Query::select()
         .expr(Expr::val(1))
         .from(outbox_fanout::Entity)
         .and_where(
             Expr::col((outbox_fanout::Entity, outbox_fanout::Column::OutboxEventId))
-                .equals((outbox_event::Entity, O::Id)),
+                .equals((outbox_event::Entity, outbox_event::Column::Id)),
         )
-        .to_owned();
+        .to_owned()
+}
+
+/// The first [`FANOUT_BATCH`] outbox events above id `above` without a mark, oldest first.
+async fn unmarked_above(db: &DatabaseConnection, above: i64) -> ApiResult<Vec<outbox_event::Model>> {
+    use outbox_event::Column as O;
     Ok(outbox_event::Entity::find()
         .filter(O::Id.gt(above))
-        .filter(Expr::exists(marked).not())
+        .filter(Expr::exists(mark_of_row()).not())
         .order_by_asc(O::Id)
         .limit(FANOUT_BATCH)
         .all(db)
@@ -157,19 +162,11 @@ async fn next_above(db: &DatabaseConnection, above: i64) -> ApiResult<(Vec<outbo
     use outbox_event::Column as O;
     use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait};
     const MARKED: &str = "ph_marked";
-    let marked = Query::select()
-        .expr(Expr::val(1))
-        .from(outbox_fanout::Entity)
-        .and_where(
-            Expr::col((outbox_fanout::Entity, outbox_fanout::Column::OutboxEventId))
-                .equals((outbox_event::Entity, O::Id)),
-        )
-        .to_owned();
     let statement = outbox_event::Entity::find()
         .filter(O::Id.gt(above))
         .order_by_asc(O::Id)
         .limit(FANOUT_BATCH)
-        .expr_as(Expr::exists(marked), MARKED)
+        .expr_as(Expr::exists(mark_of_row()), MARKED)
         .build(db.get_database_backend());
     let mut events = Vec::new();
     let mut seen = None;
