@@ -705,11 +705,12 @@ async fn a_crashed_instances_claim_is_sent_again_once_its_lease_expires() {
     assert_eq!(list[0]["status"], "DELIVERED");
 }
 
-/// A running worker looks only above the highest event it fanned out (a pass costs the new
-/// events), and every `SWEEP_EVERY`th pass scans from its floor, which finds an event whose id
-/// committed after a higher one: delivered then, once.
+/// A running worker looks only above the highest event it has seen (a pass costs the new events)
+/// and at the ids it skipped: an event whose id committed after a higher one is delivered on the
+/// pass after its commit, once; an id that never commits is waited for no longer than
+/// `FLOOR_SAFETY`.
 #[tokio::test]
-async fn a_worker_looks_above_what_it_fanned_out_and_sweeps_up_ids_that_commit_late() {
+async fn a_worker_looks_above_what_it_fanned_out_and_picks_up_ids_that_commit_late() {
     use sea_orm::TransactionTrait;
     // PostgreSQL only: on SQLite, writers are serialized and ids commit in order.
     if crate::common::backend() != "postgres" {
@@ -725,35 +726,45 @@ async fn a_worker_looks_above_what_it_fanned_out_and_sweeps_up_ids_that_commit_l
             Some((_, id)) => id,
             None => panic!("not an id: {data}"),
         };
-    let mut worker = webhooks::Worker::default();
-    let pass = |worker: &mut webhooks::Worker| {
+    let pass = |worker: &webhooks::Worker| {
         let (db, hooks, now) = (app.db.clone(), settings.webhooks.clone(), app.clock.now());
-        let mut moved = *worker;
+        let mut moved = worker.clone();
         async move {
             moved.pass(&db, &hooks, now).await.unwrap();
             moved
         }
     };
     // The first pass sweeps from the floor: Fabrikam's creation is delivered.
-    worker = pass(&mut worker).await;
+    let mut worker = pass(&webhooks::Worker::default()).await;
     assert_eq!(receiver.received().len(), 1);
 
-    // An event whose id is taken in a transaction left open, then a later one committed.
+    // Events whose ids are taken in transactions left open, then a later one committed.
+    let touch = || Change::new("customer.touch", "CUSTOMER_CREATED", "Customer", fabrikam).customer(fabrikam);
     let slow = app.db.begin().await.unwrap();
-    let by = Change::new("customer.touch", "CUSTOMER_CREATED", "Customer", fabrikam).customer(fabrikam);
-    audit::record(&slow, &By::system(app.platform(), app.clock.now()), by).await.unwrap();
+    audit::record(&slow, &By::system(app.platform(), app.clock.now()), touch()).await.unwrap();
+    let abandoned = app.db.begin().await.unwrap();
+    audit::record(&abandoned, &By::system(app.platform(), app.clock.now()), touch()).await.unwrap();
     customer_event(&app, fabrikam).await;
-    worker = pass(&mut worker).await;
+    worker = pass(&worker).await;
     assert_eq!(receiver.received().len(), 2, "the committed event, found above the worker's hint");
+    let waiting = worker.gaps();
+    assert!(waiting >= 2, "the ids still in flight are waited for: {waiting}");
+    worker = pass(&worker).await;
+    assert_eq!(receiver.received().len(), 2, "nothing new: nothing sent");
+    // The slow one commits: the next pass delivers it, once.
     slow.commit().await.unwrap();
-    // Below the hint: not looked at until the next sweep…
-    for _ in 2..webhooks::SWEEP_EVERY {
-        worker = pass(&mut worker).await;
+    worker = pass(&worker).await;
+    assert_eq!(receiver.received().len(), 3, "the late event, delivered on the pass after its commit");
+    assert_eq!(worker.gaps(), waiting - 1);
+    for _ in 0..3 {
+        worker = pass(&worker).await;
     }
-    assert_eq!(receiver.received().len(), 2, "passes between sweeps look only above the hint");
-    // …which delivers it, once.
-    for _ in 0..webhooks::SWEEP_EVERY + 1 {
-        worker = pass(&mut worker).await;
-    }
-    assert_eq!(receiver.received().len(), 3, "the late event is delivered by the sweep, once");
+    assert_eq!(receiver.received().len(), 3, "delivered once");
+    // The other is rolled back: given up after FLOOR_SAFETY (the sweep due by then finds nothing).
+    abandoned.rollback().await.unwrap();
+    app.clock.advance(webhooks::FLOOR_SAFETY + chrono::Duration::seconds(1));
+    worker = pass(&worker).await;
+    worker = pass(&worker).await;
+    assert_eq!(worker.gaps(), 0, "an id that never commits is not waited for forever");
+    assert_eq!(receiver.received().len(), 3);
 }

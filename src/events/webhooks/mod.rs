@@ -17,7 +17,7 @@
 pub mod send;
 pub mod target;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use entity::{outbox_event, outbox_fanout, webhook, webhook_delivery};
@@ -49,6 +49,8 @@ pub struct PassReport {
     pub failed_attempts: u64,
     /// Deliveries given up (deadline, no longer visible, webhook deleted).
     pub given_up: u64,
+    /// The fan-out read a full batch: more events may be waiting.
+    pub more: bool,
 }
 
 /// The scope a webhook's owner sees at `now`.
@@ -153,31 +155,28 @@ async fn unmarked_above(db: &DatabaseConnection, above: i64) -> ApiResult<Vec<ou
         .await?)
 }
 
-/// The next [`FANOUT_BATCH`] outbox events above id `above`, in id order, and the highest id among
-/// them; those already marked (by another instance) are left out of the list. Each row's mark is
-/// looked up by its id (a column of the scan, not a join), so the statement is the outbox's primary
-/// key range whatever plan PostgreSQL keeps for it: as an anti-join, its generic plan hashed the
+/// Outbox rows matching `which`, in id order, each with whether it is marked. Each row's mark is
+/// looked up by its id (a column of the scan, not a join), so the statement reads the outbox by its
+/// primary key whatever plan PostgreSQL keeps for it: as an anti-join, its generic plan hashed the
 /// whole mark table on every pass.
-async fn next_above(db: &DatabaseConnection, above: i64) -> ApiResult<(Vec<outbox_event::Model>, Option<i64>)> {
+async fn scan(
+    db: &DatabaseConnection,
+    which: sea_orm::sea_query::SimpleExpr,
+) -> ApiResult<Vec<(outbox_event::Model, bool)>> {
     use outbox_event::Column as O;
     use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait};
     const MARKED: &str = "ph_marked";
     let statement = outbox_event::Entity::find()
-        .filter(O::Id.gt(above))
+        .filter(which)
         .order_by_asc(O::Id)
         .limit(FANOUT_BATCH)
         .expr_as(Expr::exists(mark_of_row()), MARKED)
         .build(db.get_database_backend());
-    let mut events = Vec::new();
-    let mut seen = None;
+    let mut rows = Vec::new();
     for row in db.query_all_raw(statement).await? {
-        let event = outbox_event::Model::from_query_result(&row, "")?;
-        seen = Some(event.id);
-        if !row.try_get::<bool>("", MARKED)? {
-            events.push(event);
-        }
+        rows.push((outbox_event::Model::from_query_result(&row, "")?, row.try_get::<bool>("", MARKED)?));
     }
-    Ok((events, seen))
+    Ok(rows)
 }
 
 /// Fans out `events` (unmarked, in id order): their deliveries and marks, in one transaction.
@@ -281,26 +280,40 @@ async fn fan_out_events(
     Ok(Some(highest))
 }
 
-/// Passes of a worker between two sweeps from its floor ([`Worker`]).
-pub const SWEEP_EVERY: u32 = 10;
+/// Time between two sweeps of a running worker from its [`Floor`] ([`Worker`]).
+pub const SWEEP_INTERVAL: chrono::Duration = chrono::Duration::minutes(1);
 
-/// A running worker's place in the outbox. Most passes look only above `hint`, the highest id this
-/// worker has fanned out or seen marked, so a pass costs the events that are new since the last one. Every
-/// [`SWEEP_EVERY`]th pass scans from the [`Floor`] instead, as a fresh worker does: it finds
-/// what committed late with an id below the hint (PostgreSQL commits ids out of order), which is
-/// therefore fanned out up to [`SWEEP_EVERY`] passes later (5 s at the default poll) instead of
-/// at once. The floor's scan walks every event marked in the last [`FLOOR_SAFETY`], which under
-/// a steady stream of writes is most of the outbox's recent rows: done on every pass, it cost
-/// PostgreSQL half a core at 2,500 mutations a second (see the README's performance notes).
-#[derive(Debug, Default, Clone, Copy)]
+/// Most ids a worker waits for at once below its hint ([`Worker`]); a larger jump in ids (say, a
+/// sequence moved by hand) is left to the next sweep.
+const MAX_GAPS: usize = 10_000;
+
+/// A running worker's place in the outbox.
+///
+/// - Its first pass, and one pass every [`SWEEP_INTERVAL`], *sweeps*: it fans out the lowest
+///   unmarked events above the [`Floor`], as [`fan_out_from`] does. That scan walks every event
+///   marked in the last [`FLOOR_SAFETY`], so it is kept rare: done on every pass under a steady
+///   stream of writes, it cost PostgreSQL half a core at 2,500 mutations a second.
+/// - Every other pass looks only above `hint`, the highest id it has seen (fanned out, or marked
+///   by another instance), and at its `gaps`: the ids it skipped below the hint. PostgreSQL takes
+///   ids from a sequence at insert and commits them in any order, so id 10 may appear after id 11
+///   was fanned out. A skipped id is looked up on every pass until it appears (and is fanned out,
+///   once) or [`FLOOR_SAFETY`] has passed (no transaction stays open that long: it was rolled
+///   back). A pass thus costs the events new since the last one, plus the handful in flight.
+/// - What a sweep finds below the hint (ids in flight when the worker started, or beyond
+///   `MAX_GAPS`) is fanned out then.
+#[derive(Debug, Default, Clone)]
 pub struct Worker {
     floor: Floor,
     hint: i64,
-    passes: u32,
+    /// Ids below the hint not seen yet, with when to give up on them.
+    gaps: BTreeMap<i64, DateTime<Utc>>,
+    last_sweep: Option<DateTime<Utc>>,
 }
 
 impl Worker {
-    /// One pass: fan out (above the hint, or from the floor on a sweep), then send what is due.
+    /// One pass: fan out (a sweep, or what is new above the hint and in its gaps), then send what
+    /// is due. The report's `fanned_out` reaching [`FANOUT_BATCH`], or `more`, says that more is
+    /// waiting.
     pub async fn pass(
         &mut self,
         db: &DatabaseConnection,
@@ -308,21 +321,57 @@ impl Worker {
         now: DateTime<Utc>,
     ) -> ApiResult<PassReport> {
         let mut report = PassReport::default();
-        if self.passes.is_multiple_of(SWEEP_EVERY) {
+        if self.last_sweep.is_none_or(|last| now - last >= SWEEP_INTERVAL || now < last) {
             let highest = sweep(db, settings, now, &mut self.floor, &mut report).await?;
+            self.last_sweep = Some(now);
             // The sweep fanned out the lowest unmarked events: none is left below the highest of
             // them, nor below the floor.
-            self.hint = [self.hint, self.floor.0, highest.unwrap_or(0)].into_iter().fold(i64::MIN, std::cmp::Ord::max);
+            let settled = std::cmp::Ord::max(self.floor.0, highest.unwrap_or(0));
+            self.gaps.retain(|id, _| *id > settled);
+            self.hint = std::cmp::Ord::max(self.hint, settled);
+            report.more = report.fanned_out >= FANOUT_BATCH;
         } else {
-            let (events, seen) = next_above(db, self.hint).await?;
-            fan_out_events(db, settings, now, events, &mut report).await?;
-            if let Some(seen) = seen {
-                self.hint = std::cmp::Ord::max(self.hint, seen);
+            self.gaps.retain(|_, give_up| *give_up > now);
+            let mut events = Vec::new();
+            if !self.gaps.is_empty() {
+                for (event, marked) in scan(db, outbox_event::Column::Id.is_in(self.gap_probe())).await? {
+                    self.gaps.remove(&event.id);
+                    if !marked {
+                        events.push(event);
+                    }
+                }
             }
+            let fresh = scan(db, outbox_event::Column::Id.gt(self.hint)).await?;
+            report.more = fresh.len() as u64 >= FANOUT_BATCH;
+            let give_up = now + FLOOR_SAFETY;
+            for (event, marked) in fresh {
+                let skipped = (self.hint + 1..event.id).rev().take(MAX_GAPS.saturating_sub(self.gaps.len()));
+                self.gaps.extend(skipped.map(|id| (id, give_up)));
+                self.hint = event.id;
+                if !marked {
+                    events.push(event);
+                }
+            }
+            events.sort_by_key(|e| e.id);
+            fan_out_events(db, settings, now, events, &mut report).await?;
         }
-        self.passes = self.passes.wrapping_add(1);
         send::send_due(db, settings, now, &mut report).await?;
         Ok(report)
+    }
+
+    /// The gaps to look up this pass: the oldest [`FANOUT_BATCH`], the list padded (with its last
+    /// id) to a power of two, so the statements differ in a handful of lengths and stay prepared.
+    fn gap_probe(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.gaps.keys().copied().take(FANOUT_BATCH as usize).collect();
+        if let Some(&last) = ids.last() {
+            ids.resize(ids.len().next_power_of_two(), last);
+        }
+        ids
+    }
+
+    /// Ids this worker is still waiting for below its hint (for tests and logs).
+    pub fn gaps(&self) -> usize {
+        self.gaps.len()
     }
 }
 
@@ -374,7 +423,7 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
             }
             behind = false;
             let (db, now, settings) = (state.db.clone(), state.clock.now(), settings.clone());
-            let start = worker;
+            let start = worker.clone();
             let pass = tokio::spawn(async move {
                 let mut worker = start;
                 worker.pass(&db, &settings, now).await.map(|report| (report, worker))
@@ -382,8 +431,8 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
             match pass.await {
                 Ok(Ok((report, moved))) => {
                     worker = moved;
-                    behind = report.fanned_out >= FANOUT_BATCH;
-                    if report != PassReport::default() {
+                    behind = report.more || report.fanned_out >= FANOUT_BATCH;
+                    if report != (PassReport { more: report.more, ..PassReport::default() }) {
                         tracing::debug!(?report, "webhook pass");
                     }
                 }
