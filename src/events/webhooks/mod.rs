@@ -155,28 +155,39 @@ async fn unmarked_above(db: &DatabaseConnection, above: i64) -> ApiResult<Vec<ou
         .await?)
 }
 
-/// Outbox rows matching `which`, in id order, each with whether it is marked. Each row's mark is
-/// looked up by its id (a column of the scan, not a join), so the statement reads the outbox by its
-/// primary key whatever plan PostgreSQL keeps for it: as an anti-join, its generic plan hashed the
-/// whole mark table on every pass.
+/// Outbox rows matching `which` (at most [`FANOUT_BATCH`], in id order), each with whether it is
+/// marked. The marks are read by a second statement, on the mark table's key range the rows span:
+/// each statement reads one table by its primary key whatever plan PostgreSQL keeps for it. Asked
+/// as a column (`EXISTS` per row) or an anti-join, PostgreSQL's generic plan hashed the whole mark
+/// table on every pass (it does not count the `LIMIT` in how often the subquery runs): 21 ms a pass
+/// with 60,000 marks, half a core under a steady stream of writes.
 async fn scan(
     db: &DatabaseConnection,
     which: sea_orm::sea_query::SimpleExpr,
 ) -> ApiResult<Vec<(outbox_event::Model, bool)>> {
     use outbox_event::Column as O;
-    use sea_orm::{ConnectionTrait, FromQueryResult, QueryTrait};
-    const MARKED: &str = "ph_marked";
-    let statement = outbox_event::Entity::find()
-        .filter(which)
-        .order_by_asc(O::Id)
-        .limit(FANOUT_BATCH)
-        .expr_as(Expr::exists(mark_of_row()), MARKED)
-        .build(db.get_database_backend());
-    let mut rows = Vec::new();
-    for row in db.query_all_raw(statement).await? {
-        rows.push((outbox_event::Model::from_query_result(&row, "")?, row.try_get::<bool>("", MARKED)?));
-    }
-    Ok(rows)
+    use outbox_fanout::Column as F;
+    let events = outbox_event::Entity::find().filter(which).order_by_asc(O::Id).limit(FANOUT_BATCH).all(db).await?;
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(Vec::new());
+    };
+    let marked: std::collections::HashSet<i64> = outbox_fanout::Entity::find()
+        .select_only()
+        .column(F::OutboxEventId)
+        .filter(F::OutboxEventId.gte(first.id))
+        .filter(F::OutboxEventId.lte(last.id))
+        .into_tuple()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(events
+        .into_iter()
+        .map(|event| {
+            let is_marked = marked.contains(&event.id);
+            (event, is_marked)
+        })
+        .collect())
 }
 
 /// Fans out `events` (unmarked, in id order): their deliveries and marks, in one transaction.
