@@ -7,13 +7,15 @@ CPU per request as bench/cpu_split.py reads them.
 M1 starts each run from the versions the subscriptions have then (read through the API); reads
 run after a 2 s warm-up.
 
-Usage: bench/alternate.py --bin A --bin B [--pg postgres://postgres@127.0.0.1:5432] [--ops Q1,Q2,M1]
-                          [--customers 200] [--seconds 8] [--rounds 2] [--connections 16]
+With --sqlite, the database is a fresh SQLite file instead (PostgreSQL's CPU is then not printed).
+
+Usage: bench/alternate.py --bin A --bin B [--pg postgres://postgres@127.0.0.1:5432 | --sqlite]
+                          [--ops Q1,Q2,M1] [--customers 200] [--seconds 8] [--rounds 2] [--connections 16]
 Needs wrk and pgrep. Standard-library Python only.
 """
 import argparse
 
-from backends import M1, Q1, Q2, scratch_database, seed, start_server, stop_server, wrk_script
+from backends import M1, Q1, Q2, scratch_database, scratch_sqlite, seed, start_server, stop_server, wrk_script
 from cpu_split import measured
 from load import Client, token
 
@@ -35,6 +37,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", action="append", required=True)
     ap.add_argument("--pg", default="postgres://postgres@127.0.0.1:5432")
+    ap.add_argument("--sqlite", action="store_true")
     ap.add_argument("--ops", default="Q1,Q2,M1")
     ap.add_argument("--customers", type=int, default=200)
     ap.add_argument("--seconds", type=int, default=8)
@@ -42,7 +45,8 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     args = ap.parse_args()
 
-    with scratch_database(args.pg, "ph_alt") as url:
+    database = scratch_sqlite("ph_alt") if args.sqlite else scratch_database(args.pg, "ph_alt")
+    with database as url:
         server, port = start_server("alternate-seed", url, args.bin[0])
         try:
             tid, customers, subscriptions = seed(port, args.customers)
@@ -65,8 +69,9 @@ def main():
                     finally:
                         stop_server(server)
                     conflicts = f"; {result[4]} VERSION_CONFLICT" if op == "M1" else ""
+                    pg = "" if args.sqlite else f", PostgreSQL {pg_ms:.3f} ms"
                     print(f"{op} round {round_ + 1} bin {n}: {result[0]:,.0f} req/s; server {server_ms:.3f} ms CPU "
-                          f"per request, PostgreSQL {pg_ms:.3f} ms{conflicts}", flush=True)
+                          f"per request{pg}{conflicts}", flush=True)
 
 
 if __name__ == "__main__":

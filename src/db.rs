@@ -69,23 +69,29 @@ pub async fn connect_with_pool_size(url: &str, pool_size: Option<u32>) -> anyhow
                 .busy_timeout(Duration::from_secs(30))
         });
         // The SQLite worker thread keeps the transaction depth of the transactions it runs (and
-        // rolls back a `BEGIN` nobody waited for), and the pool's ping on release waits until the
-        // worker has run any queued rollback. A connection still inside a transaction at acquire
-        // would hold the write lock for ever: it is closed. `BEGIN` fails inside a transaction, so
-        // `BEGIN; COMMIT` also catches one that sqlx does not count (one worker round trip, as the
-        // liveness ping it replaces).
+        // rolls back a `BEGIN` nobody waited for). A connection still inside a transaction would
+        // hold the write lock for ever: it is closed. `BEGIN` fails inside a transaction, so
+        // `BEGIN; COMMIT` also catches one that sqlx does not count. It runs when the connection is
+        // given back, in the task sqlx spawns for the release, so no request waits for it (at
+        // acquire it was one worker round trip on every request's path, and inside every write
+        // turn); it is queued behind whatever the connection's last user left (a rollback of a
+        // dropped transaction), so it sees the connection as the next user would. At acquire,
+        // only sqlx's own bookkeeping.
         options.test_before_acquire(false);
-        options.map_sqlx_sqlite_before_acquire(|conn, _| {
-            Box::pin(async move {
-                if conn.is_in_transaction() {
-                    tracing::warn!("a pooled SQLite connection was still inside a transaction; closing it");
-                    return Ok(false);
-                }
-                if let Err(error) = sea_orm::sqlx::raw_sql(SQLITE_OUTSIDE_TRANSACTION_SQL).execute(&mut *conn).await {
-                    tracing::warn!(%error, "a pooled SQLite connection was inside a transaction nobody owns; closing it");
-                    return Ok(false);
-                }
-                Ok(true)
+        options.map_sqlx_sqlite_before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }));
+        options.map_sqlx_sqlite_pool_opts(|pool| {
+            pool.after_release(|conn, _| {
+                Box::pin(async move {
+                    if let Err(error) = sea_orm::sqlx::raw_sql(SQLITE_OUTSIDE_TRANSACTION_SQL).execute(&mut *conn).await {
+                        tracing::warn!(%error, "a pooled SQLite connection was inside a transaction nobody owns; closing it");
+                        return Ok(false);
+                    }
+                    if conn.is_in_transaction() {
+                        tracing::warn!("a pooled SQLite connection was still inside a transaction; closing it");
+                        return Ok(false);
+                    }
+                    Ok(true)
+                })
             })
         });
     } else {
@@ -244,6 +250,15 @@ impl RequestConnection {
                 slot.release(kept);
             }
         }
+    }
+
+    /// [`sqlite_script`] on this connection's pool, counted as one statement (it is one round trip).
+    pub async fn sqlite_script(&self, script: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        match &self.on_statement {
+            Some(callback) => callback(&script),
+            None => crate::metrics::statement_issued(),
+        }
+        sqlite_script(&self.db, script).await
     }
 
     /// The connection to run `statement` on: the kept one (taken from the warm connections or the
@@ -469,6 +484,28 @@ impl Warm {
             if closing {
                 return;
             }
+        }
+    }
+}
+
+/// Runs `script`, several SQLite statements separated by `;` (their values bound in order, one
+/// statement after another), on a connection of `db`'s pool as one command of that connection's
+/// worker thread; returns the rows its statements return. A script that opens a transaction and
+/// commits it is one round trip to the worker where running its statements one by one takes one
+/// each. If a statement fails, the script stops there and the transaction it opened is rolled back
+/// (`ROLLBACK`; should that fail too, the pool's release check finds the connection inside a
+/// transaction and closes it, which rolls back). Run it in its own task if the caller may stop
+/// waiting: the worker stops between statements when nobody reads the results.
+pub async fn sqlite_script(db: &DatabaseConnection, script: Statement) -> Result<Vec<QueryResult>, DbErr> {
+    let mut conn = db.get_sqlite_connection_pool().acquire().await.map_err(acquire_error)?;
+    let values = script.values.unwrap_or(sea_orm::Values(Vec::new()));
+    let result = sqlx::query_with(sqlx::AssertSqlSafe(script.sql), SqlxValues(values)).fetch_all(&mut *conn).await;
+    match result {
+        Ok(rows) => Ok(rows.into_iter().map(QueryResult::from).collect()),
+        Err(err) => {
+            // Fails (harmlessly) when the script failed before its BEGIN or after its COMMIT.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            Err(DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err))))
         }
     }
 }

@@ -192,6 +192,33 @@ impl Writer {
         self.transaction(true, work).await
     }
 
+    /// SQLite: runs `work`, a write made of one script holding its own transaction
+    /// ([`crate::db::sqlite_script`]), in this server's write turn and in a task of its own, so it
+    /// completes even when the caller stops waiting; wakes the event feed when it wrote (`Some`).
+    pub async fn write_script<T, F>(&self, work: F) -> ApiResult<Option<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(RequestConnection) -> futures_util::future::BoxFuture<'static, ApiResult<Option<T>>> + Send + 'static,
+    {
+        self.conn.give_back().await;
+        let turn = self.conn.write_turn().await;
+        let conn = self.conn.clone();
+        // The operation's statement counter (for `/metrics`) goes along into the task.
+        let counter = crate::metrics::current_statement_counter().unwrap_or_else(crate::metrics::statement_counter);
+        let written = uncancellable(
+            "a write script",
+            crate::metrics::counting_statements(counter, async move {
+                let _turn = turn;
+                work(conn).await
+            }),
+        )
+        .await??;
+        if written.is_some() {
+            self.commits.committed();
+        }
+        Ok(written)
+    }
+
     /// [`Writer::write`] for work whose caller has judged R17 already, from the partner's row as it
     /// stood just before (read with the row the work changes, [`Writer::load_for_write`]): the
     /// transaction holds SQLite's write lock for one statement less. The same guarantee as a write

@@ -569,17 +569,11 @@ async fn change_known_version(
         }
         changed
     } else {
-        // SQLite: the guarded update, then its two rows if it wrote, holding the write lock for
-        // three statements (an empty transaction when it did not).
+        // SQLite: the guarded update and its two rows as one script, in this server's write turn.
         writer
-            .write_judged(move |txn| {
+            .write_script(move |db| {
                 Box::pin(async move {
-                    let Some(after) = versioned::update_subscription_guarded_in(txn, &guard, &before, after).await?
-                    else {
-                        return Ok(None);
-                    };
-                    audit::record(txn, &by, change).await?;
-                    Ok(Some(after))
+                    versioned::update_subscription_guarded_script(&db, &guard, &before, after, &by, change).await
                 })
             })
             .await?

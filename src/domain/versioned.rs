@@ -139,33 +139,67 @@ pub async fn update_subscription_guarded<C: ConnectionTrait>(
     Ok((db.execute_raw(statement).await?.rows_affected() == 1).then_some(after))
 }
 
-/// [`update_subscription_guarded`] on SQLite, in the caller's transaction, without the audit and
-/// outbox rows (the caller writes them when this wrote): SQLite has no data-modifying `WITH`, so
-/// the guard's read is a subquery of the `UPDATE` (`… AND EXISTS (SELECT 1 FROM (<read>) WHERE
-/// <admits>)`). `None` when nothing was written.
-pub async fn update_subscription_guarded_in<C: ConnectionTrait>(
-    txn: &C,
+/// SQLite: [`update_subscription_guarded`] as one script holding its own transaction, which
+/// [`crate::db::sqlite_script`] runs as one command of the connection's worker thread:
+/// `BEGIN IMMEDIATE; UPDATE … AND EXISTS (SELECT 1 FROM (<read>) WHERE <admits>); INSERT INTO
+/// audit_event … SELECT … WHERE changes() = 1; INSERT INTO outbox_event … SELECT … WHERE changes()
+/// = 1 RETURNING id; COMMIT`. SQLite has no data-modifying `WITH`: the guard's read is a subquery
+/// of the `UPDATE`, and each insert writes its row only if the statement before it wrote one
+/// (`changes()` is the row count of the last completed `INSERT`/`UPDATE`). So an update the guard
+/// or the version refuses writes nothing, and the outbox row's id comes back only when all three
+/// rows were written. Run one by one, the five statements took five round trips to the worker
+/// thread, each a thread hand-off, while holding the write lock. `None` when nothing was written.
+pub async fn update_subscription_guarded_script(
+    db: &crate::db::RequestConnection,
     guard: &WriteGuard,
     before: &subscription::Model,
     mut after: subscription::Model,
+    by: &By,
+    change: Change,
 ) -> ApiResult<Option<subscription::Model>> {
-    debug_assert_eq!(txn.get_database_backend(), DbBackend::Sqlite);
+    debug_assert_eq!(db.get_database_backend(), DbBackend::Sqlite);
     after.version = before.version + 1;
     let changes = changed_columns(before.clone().into_active_model(), after.clone().into_active_model());
-    let mut statement = subscription::Entity::update_many()
+    let mut update = subscription::Entity::update_many()
         .set(changes)
         .filter(subscription::Column::Id.eq(before.id))
         .filter(subscription::Column::Version.eq(before.version))
         .build(DbBackend::Sqlite);
-    // SQLite's placeholders are positional (`?`): the read's SQL and its values follow the update's.
-    statement.sql.push_str(&format!(
+    let mut sql = String::from("BEGIN IMMEDIATE; ");
+    sql.push_str(&update.sql);
+    sql.push_str(&format!(
         " AND EXISTS (SELECT 1 FROM ({}) AS \"{GUARD}\" WHERE {})",
         guard.statement.sql, guard.admits
     ));
-    if let (Some(values), Some(read)) = (statement.values.as_mut(), guard.statement.values.as_ref()) {
-        values.0.extend(read.0.iter().cloned());
+    let mut values = update.values.take().unwrap_or(Values(Vec::new())).0;
+    values.extend(guard.statement.values.iter().flat_map(|v| v.0.iter().cloned()));
+    let (audit_row, outbox_row) = audit::rows(by, change);
+    let mut outbox_insert = insert_if_changed(outbox_row)?;
+    outbox_insert.returning_col(entity::outbox_event::Column::Id);
+    for insert in [insert_if_changed(audit_row)?, outbox_insert] {
+        let (insert_sql, insert_values) = insert.build(sea_orm::sea_query::SqliteQueryBuilder);
+        sql.push_str("; ");
+        sql.push_str(&insert_sql);
+        values.extend(insert_values.0);
     }
-    Ok((txn.execute_raw(statement).await?.rows_affected() == 1).then_some(after))
+    sql.push_str("; COMMIT");
+    let outbox_ids = db.sqlite_script(Statement::from_sql_and_values(DbBackend::Sqlite, sql, values)).await?;
+    Ok((outbox_ids.len() == 1).then_some(after))
+}
+
+/// `INSERT INTO <table> (<columns>) SELECT <values> WHERE changes() = 1`: the row, if the statement
+/// before wrote one (SQLite).
+fn insert_if_changed<A: ActiveModelTrait>(row: A) -> ApiResult<InsertStatement> {
+    let (columns, values): (Vec<_>, Vec<_>) =
+        set_columns(&row).map(|(_, column, value)| (column, Expr::val(value))).unzip();
+    let select = Query::select().exprs(values).and_where(Expr::cust("changes() = 1")).to_owned();
+    let mut insert = Query::insert();
+    insert
+        .into_table(<A::Entity as Default>::default())
+        .columns(columns)
+        .select_from(select)
+        .map_err(|err| ApiError::internal(anyhow::anyhow!(err)))?;
+    Ok(insert)
 }
 
 /// The statement of [`update_subscription_recorded`]. Its SQL depends only on which columns
