@@ -187,21 +187,6 @@ pub async fn update_subscription_guarded_script(
     Ok((outbox_ids.len() == 1).then_some(after))
 }
 
-/// `INSERT INTO <table> (<columns>) SELECT <values> WHERE changes() = 1`: the row, if the statement
-/// before wrote one (SQLite).
-fn insert_if_changed<A: ActiveModelTrait>(row: A) -> ApiResult<InsertStatement> {
-    let (columns, values): (Vec<_>, Vec<_>) =
-        set_columns(&row).map(|(_, column, value)| (column, Expr::val(value))).unzip();
-    let select = Query::select().exprs(values).and_where(Expr::cust("changes() = 1")).to_owned();
-    let mut insert = Query::insert();
-    insert
-        .into_table(<A::Entity as Default>::default())
-        .columns(columns)
-        .select_from(select)
-        .map_err(|err| ApiError::internal(anyhow::anyhow!(err)))?;
-    Ok(insert)
-}
-
 /// The statement of [`update_subscription_recorded`]. Its SQL depends only on which columns
 /// change (the audit and outbox rows always set the same columns), so it is built with SeaORM
 /// once per set of changed columns and kept; later calls of that set take the values straight from
@@ -310,9 +295,24 @@ const MAX_GUARDS: usize = 16;
 
 /// `INSERT INTO <table> (<columns>) SELECT <values> FROM ph_updated`: one row per updated row.
 fn insert_per_updated_row<A: ActiveModelTrait>(row: A) -> ApiResult<InsertStatement> {
+    insert_selecting(row, |select| select.from(UPDATED))
+}
+
+/// `INSERT INTO <table> (<columns>) SELECT <values> WHERE changes() = 1`: the row, if the statement
+/// before wrote one (SQLite).
+fn insert_if_changed<A: ActiveModelTrait>(row: A) -> ApiResult<InsertStatement> {
+    insert_selecting(row, |select| select.and_where(Expr::cust("changes() = 1")))
+}
+
+/// `INSERT INTO <table> (<columns>) SELECT <values> …`, the rest of the `SELECT` added by `rest`.
+fn insert_selecting<A: ActiveModelTrait>(
+    row: A,
+    rest: impl FnOnce(&mut sea_orm::sea_query::SelectStatement) -> &mut sea_orm::sea_query::SelectStatement,
+) -> ApiResult<InsertStatement> {
     let (columns, values): (Vec<_>, Vec<_>) =
         set_columns(&row).map(|(_, column, value)| (column, Expr::val(value))).unzip();
-    let select = Query::select().exprs(values).from(UPDATED).to_owned();
+    let mut select = Query::select();
+    rest(select.exprs(values));
     let mut insert = Query::insert();
     insert
         .into_table(<A::Entity as Default>::default())
