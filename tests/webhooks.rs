@@ -768,3 +768,76 @@ async fn a_worker_looks_above_what_it_fanned_out_and_picks_up_ids_that_commit_la
     assert_eq!(worker.gaps(), 0, "an id that never commits is not waited for forever");
     assert_eq!(receiver.received().len(), 3);
 }
+
+/// Late commits far apart in the outbox (more than two batches of ids between them) are found
+/// among the worker's gaps on one pass, and each gets its delivery, once.
+#[tokio::test]
+async fn ids_committed_late_far_apart_are_fanned_out_once_each() {
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, TransactionTrait};
+    if crate::common::backend() != "postgres" {
+        return;
+    }
+    let settings = fast_settings();
+    let app = TestApp::with_settings(settings.clone()).await;
+    let receiver = Receiver::start(&[]).await;
+    let (admin, _) = contoso_hooked(&app, &receiver.url).await;
+    let data = create_fabrikam(&app, &admin).await;
+    let fabrikam =
+        match partnerhub::graphql::ids::decode_any(data["createCustomer"]["customer"]["id"].as_str().unwrap()) {
+            Some((_, id)) => id,
+            None => panic!("not an id: {data}"),
+        };
+    let touch = || Change::new("customer.touch", "CUSTOMER_CREATED", "Customer", fabrikam).customer(fabrikam);
+    // The id an open transaction's event took (it sees its own row).
+    let app = &app;
+    let held = |txn: sea_orm::DatabaseTransaction| async move {
+        audit::record(&txn, &By::system(app.platform(), app.clock.now()), touch()).await.unwrap();
+        let last = entity::outbox_event::Entity::find()
+            .order_by_desc(entity::outbox_event::Column::Id)
+            .one(&txn)
+            .await
+            .unwrap()
+            .expect("its own row");
+        (txn, last.id)
+    };
+    let mut worker = webhooks::Worker::default();
+    let pass = |worker: &webhooks::Worker| {
+        let (db, hooks, now) = (app.db.clone(), settings.webhooks.clone(), app.clock.now());
+        let mut moved = worker.clone();
+        async move {
+            moved.pass(&db, &hooks, now).await.unwrap();
+            moved
+        }
+    };
+    worker = pass(&worker).await;
+    let (first, a) = held(app.db.begin().await.unwrap()).await;
+    for _ in 0..450 {
+        customer_event(app, fabrikam).await;
+    }
+    let (second, b) = held(app.db.begin().await.unwrap()).await;
+    customer_event(app, fabrikam).await;
+    for _ in 0..4 {
+        worker = pass(&worker).await;
+    }
+    assert!(b - a > 400, "{a} and {b}");
+    assert_eq!(worker.gaps(), 2, "the two open transactions' ids are waited for");
+    first.commit().await.unwrap();
+    second.commit().await.unwrap();
+    worker = pass(&worker).await;
+    assert_eq!(worker.gaps(), 0);
+    for id in [a, b] {
+        let rows = webhook_delivery::Entity::find()
+            .filter(webhook_delivery::Column::OutboxEventId.eq(id))
+            .all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "event {id}: one delivery");
+    }
+    pass(&worker).await;
+    let deliveries = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::OutboxEventId.is_in([a, b]))
+        .all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 2, "nothing fanned out twice");
+}
