@@ -167,8 +167,45 @@ async fn deliveries(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
 /// Records an event on a customer, as a mutation would.
 async fn customer_event(app: &TestApp, customer: Uuid) {
     let by = By::system(app.platform(), app.clock.now());
-    let change = Change::new("customer.touch", "CUSTOMER_CREATED", "Customer", customer).customer(customer);
-    audit::record(&app.db, &by, change).await.unwrap();
+    audit::record(&app.db, &by, touch(customer)).await.unwrap();
+}
+
+/// The `CUSTOMER_CREATED` event [`customer_event`] records.
+fn touch(customer: Uuid) -> Change {
+    Change::new("customer.touch", "CUSTOMER_CREATED", "Customer", customer).customer(customer)
+}
+
+/// Records [`touch`] in `txn` (left open) and returns it with the outbox id its event took (a
+/// transaction sees its own row).
+async fn held_event(app: &TestApp, customer: Uuid) -> (sea_orm::DatabaseTransaction, i64) {
+    use sea_orm::{QueryOrder, TransactionTrait};
+    let txn = app.db.begin().await.unwrap();
+    audit::record(&txn, &By::system(app.platform(), app.clock.now()), touch(customer)).await.unwrap();
+    let last = entity::outbox_event::Entity::find()
+        .order_by_desc(entity::outbox_event::Column::Id)
+        .one(&txn)
+        .await
+        .unwrap()
+        .expect("its own row");
+    (txn, last.id)
+}
+
+/// Contoso with a webhook at `url` for `CUSTOMER_CREATED`, and its new customer Fabrikam (an
+/// event); returns Fabrikam's id.
+async fn hooked_fabrikam(app: &TestApp, url: &str) -> Uuid {
+    let (admin, _) = contoso_hooked(app, url).await;
+    let data = create_fabrikam(app, &admin).await;
+    match partnerhub::graphql::ids::decode_any(data["createCustomer"]["customer"]["id"].as_str().unwrap()) {
+        Some((_, id)) => id,
+        None => panic!("not an id: {data}"),
+    }
+}
+
+/// One pass of a copy of `worker` at the app's clock; returns the copy, moved on.
+async fn worker_pass(app: &TestApp, settings: &Settings, worker: &webhooks::Worker) -> webhooks::Worker {
+    let mut moved = worker.clone();
+    moved.pass(&app.db, &settings.webhooks, app.clock.now()).await.unwrap();
+    moved
 }
 
 fn verify_signature(secret: &str, header: &str, body: &str) -> i64 {
@@ -711,7 +748,6 @@ async fn a_crashed_instances_claim_is_sent_again_once_its_lease_expires() {
 /// `FLOOR_SAFETY`.
 #[tokio::test]
 async fn a_worker_looks_above_what_it_fanned_out_and_picks_up_ids_that_commit_late() {
-    use sea_orm::TransactionTrait;
     // PostgreSQL only: on SQLite, writers are serialized and ids commit in order.
     if crate::common::backend() != "postgres" {
         return;
@@ -719,52 +755,35 @@ async fn a_worker_looks_above_what_it_fanned_out_and_picks_up_ids_that_commit_la
     let settings = fast_settings();
     let app = TestApp::with_settings(settings.clone()).await;
     let receiver = Receiver::start(&[]).await;
-    let (admin, _) = contoso_hooked(&app, &receiver.url).await;
-    let data = create_fabrikam(&app, &admin).await;
-    let fabrikam =
-        match partnerhub::graphql::ids::decode_any(data["createCustomer"]["customer"]["id"].as_str().unwrap()) {
-            Some((_, id)) => id,
-            None => panic!("not an id: {data}"),
-        };
-    let pass = |worker: &webhooks::Worker| {
-        let (db, hooks, now) = (app.db.clone(), settings.webhooks.clone(), app.clock.now());
-        let mut moved = worker.clone();
-        async move {
-            moved.pass(&db, &hooks, now).await.unwrap();
-            moved
-        }
-    };
+    let fabrikam = hooked_fabrikam(&app, &receiver.url).await;
     // The first pass sweeps from the floor: Fabrikam's creation is delivered.
-    let mut worker = pass(&webhooks::Worker::default()).await;
+    let mut worker = worker_pass(&app, &settings, &webhooks::Worker::default()).await;
     assert_eq!(receiver.received().len(), 1);
 
     // Events whose ids are taken in transactions left open, then a later one committed.
-    let touch = || Change::new("customer.touch", "CUSTOMER_CREATED", "Customer", fabrikam).customer(fabrikam);
-    let slow = app.db.begin().await.unwrap();
-    audit::record(&slow, &By::system(app.platform(), app.clock.now()), touch()).await.unwrap();
-    let abandoned = app.db.begin().await.unwrap();
-    audit::record(&abandoned, &By::system(app.platform(), app.clock.now()), touch()).await.unwrap();
+    let (slow, _) = held_event(&app, fabrikam).await;
+    let (abandoned, _) = held_event(&app, fabrikam).await;
     customer_event(&app, fabrikam).await;
-    worker = pass(&worker).await;
+    worker = worker_pass(&app, &settings, &worker).await;
     assert_eq!(receiver.received().len(), 2, "the committed event, found above the worker's hint");
     let waiting = worker.gaps();
     assert!(waiting >= 2, "the ids still in flight are waited for: {waiting}");
-    worker = pass(&worker).await;
+    worker = worker_pass(&app, &settings, &worker).await;
     assert_eq!(receiver.received().len(), 2, "nothing new: nothing sent");
     // The slow one commits: the next pass delivers it, once.
     slow.commit().await.unwrap();
-    worker = pass(&worker).await;
+    worker = worker_pass(&app, &settings, &worker).await;
     assert_eq!(receiver.received().len(), 3, "the late event, delivered on the pass after its commit");
     assert_eq!(worker.gaps(), waiting - 1);
     for _ in 0..3 {
-        worker = pass(&worker).await;
+        worker = worker_pass(&app, &settings, &worker).await;
     }
     assert_eq!(receiver.received().len(), 3, "delivered once");
     // The other is rolled back: given up after FLOOR_SAFETY (the sweep due by then finds nothing).
     abandoned.rollback().await.unwrap();
     app.clock.advance(webhooks::FLOOR_SAFETY + chrono::Duration::seconds(1));
-    worker = pass(&worker).await;
-    worker = pass(&worker).await;
+    worker = worker_pass(&app, &settings, &worker).await;
+    worker = worker_pass(&app, &settings, &worker).await;
     assert_eq!(worker.gaps(), 0, "an id that never commits is not waited for forever");
     assert_eq!(receiver.received().len(), 3);
 }
@@ -773,57 +792,30 @@ async fn a_worker_looks_above_what_it_fanned_out_and_picks_up_ids_that_commit_la
 /// among the worker's gaps on one pass, and each gets its delivery, once.
 #[tokio::test]
 async fn ids_committed_late_far_apart_are_fanned_out_once_each() {
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder, TransactionTrait};
+    use sea_orm::{ColumnTrait, QueryFilter};
     if crate::common::backend() != "postgres" {
         return;
     }
     let settings = fast_settings();
     let app = TestApp::with_settings(settings.clone()).await;
     let receiver = Receiver::start(&[]).await;
-    let (admin, _) = contoso_hooked(&app, &receiver.url).await;
-    let data = create_fabrikam(&app, &admin).await;
-    let fabrikam =
-        match partnerhub::graphql::ids::decode_any(data["createCustomer"]["customer"]["id"].as_str().unwrap()) {
-            Some((_, id)) => id,
-            None => panic!("not an id: {data}"),
-        };
-    let touch = || Change::new("customer.touch", "CUSTOMER_CREATED", "Customer", fabrikam).customer(fabrikam);
-    // The id an open transaction's event took (it sees its own row).
-    let app = &app;
-    let held = |txn: sea_orm::DatabaseTransaction| async move {
-        audit::record(&txn, &By::system(app.platform(), app.clock.now()), touch()).await.unwrap();
-        let last = entity::outbox_event::Entity::find()
-            .order_by_desc(entity::outbox_event::Column::Id)
-            .one(&txn)
-            .await
-            .unwrap()
-            .expect("its own row");
-        (txn, last.id)
-    };
+    let fabrikam = hooked_fabrikam(&app, &receiver.url).await;
     let mut worker = webhooks::Worker::default();
-    let pass = |worker: &webhooks::Worker| {
-        let (db, hooks, now) = (app.db.clone(), settings.webhooks.clone(), app.clock.now());
-        let mut moved = worker.clone();
-        async move {
-            moved.pass(&db, &hooks, now).await.unwrap();
-            moved
-        }
-    };
-    worker = pass(&worker).await;
-    let (first, a) = held(app.db.begin().await.unwrap()).await;
+    worker = worker_pass(&app, &settings, &worker).await;
+    let (first, a) = held_event(&app, fabrikam).await;
     for _ in 0..450 {
-        customer_event(app, fabrikam).await;
+        customer_event(&app, fabrikam).await;
     }
-    let (second, b) = held(app.db.begin().await.unwrap()).await;
-    customer_event(app, fabrikam).await;
+    let (second, b) = held_event(&app, fabrikam).await;
+    customer_event(&app, fabrikam).await;
     for _ in 0..4 {
-        worker = pass(&worker).await;
+        worker = worker_pass(&app, &settings, &worker).await;
     }
     assert!(b - a > 400, "{a} and {b}");
     assert_eq!(worker.gaps(), 2, "the two open transactions' ids are waited for");
     first.commit().await.unwrap();
     second.commit().await.unwrap();
-    worker = pass(&worker).await;
+    worker = worker_pass(&app, &settings, &worker).await;
     assert_eq!(worker.gaps(), 0);
     for id in [a, b] {
         let rows = webhook_delivery::Entity::find()
@@ -833,7 +825,7 @@ async fn ids_committed_late_far_apart_are_fanned_out_once_each() {
             .unwrap();
         assert_eq!(rows.len(), 1, "event {id}: one delivery");
     }
-    pass(&worker).await;
+    worker_pass(&app, &settings, &worker).await;
     let deliveries = webhook_delivery::Entity::find()
         .filter(webhook_delivery::Column::OutboxEventId.is_in([a, b]))
         .all(&app.db)
