@@ -254,21 +254,23 @@ impl RequestConnection {
 
     /// [`sqlite_script`] on this connection's pool, counted as one statement (it is one round trip).
     pub async fn sqlite_script(&self, script: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.observe(&script);
+        sqlite_script(&self.db, script).await
+    }
+
+    /// Reports `statement` to the [`StatementCallback`], or counts it for `/metrics` without one.
+    fn observe(&self, statement: &Statement) {
         match &self.on_statement {
-            Some(callback) => callback(&script),
+            Some(callback) => callback(statement),
             None => crate::metrics::statement_issued(),
         }
-        sqlite_script(&self.db, script).await
     }
 
     /// The connection to run `statement` on: the kept one (taken from the warm connections or the
     /// pool first if none is kept yet), or, when another statement of this request is using it, an
     /// idle connection of the pool, or else the kept one once that statement is done.
     async fn connection<'a>(&'a self, slot: &'a KeptSlot, statement: &Statement) -> Result<Held<'a>, DbErr> {
-        match &self.on_statement {
-            Some(callback) => callback(statement),
-            None => crate::metrics::statement_issued(),
-        }
+        self.observe(statement);
         let pool = self.db.get_postgres_connection_pool();
         let mut kept = match slot.conn.try_lock() {
             Ok(kept) => kept,
