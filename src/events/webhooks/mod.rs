@@ -179,9 +179,7 @@ async fn scan(
     if last.id - first.id < 2 * FANOUT_BATCH as i64 {
         marks = marks.filter(F::OutboxEventId.gte(first.id)).filter(F::OutboxEventId.lte(last.id));
     } else {
-        let mut ids: Vec<i64> = events.iter().map(|e| e.id).collect();
-        ids.resize(ids.len().next_power_of_two(), last.id);
-        marks = marks.filter(F::OutboxEventId.is_in(ids));
+        marks = marks.filter(F::OutboxEventId.is_in(padded(events.iter().map(|e| e.id).collect())));
     }
     let marked: std::collections::HashSet<i64> = marks.into_tuple().all(db).await?.into_iter().collect();
     Ok(events
@@ -191,6 +189,15 @@ async fn scan(
             (event, is_marked)
         })
         .collect())
+}
+
+/// `ids` padded with its last id to a power of two: an `IN` list of a handful of lengths, whose
+/// statements stay prepared (the same ids, so the same rows).
+fn padded(mut ids: Vec<i64>) -> Vec<i64> {
+    if let Some(&last) = ids.last() {
+        ids.resize(ids.len().next_power_of_two(), last);
+    }
+    ids
 }
 
 /// Fans out `events` (unmarked, in id order): their deliveries and marks, in one transaction.
@@ -376,11 +383,7 @@ impl Worker {
     /// The gaps to look up this pass: the oldest [`FANOUT_BATCH`], the list padded (with its last
     /// id) to a power of two, so the statements differ in a handful of lengths and stay prepared.
     fn gap_probe(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = self.gaps.keys().copied().take(FANOUT_BATCH as usize).collect();
-        if let Some(&last) = ids.last() {
-            ids.resize(ids.len().next_power_of_two(), last);
-        }
-        ids
+        padded(self.gaps.keys().copied().take(FANOUT_BATCH as usize).collect())
     }
 
     /// Ids this worker is still waiting for below its hint (for tests and logs).
