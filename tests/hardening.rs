@@ -241,14 +241,15 @@ async fn a_read_past_the_time_limit_is_stopped_with_a_timeout_error() {
     settings.limits.request_timeout = std::time::Duration::ZERO;
     let app = TestApp::with_settings(settings).await;
     // A read of some size: with a zero limit, the timer fires at the next millisecond tick, and a
-    // one-row read could finish before it.
-    let tid = partner_with_customers(&app, 20, 2).await;
+    // one-row read could finish before it (20 customers with 2 subscriptions each did, once in a
+    // full PostgreSQL run: 50 with 5 each).
+    let tid = partner_with_customers(&app, 50, 5).await;
     let token = app.token(tid, &["admin_agent"]);
     let request = Request::post("/graphql")
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {token}"))
         .body(Body::from(
-            r#"{"query":"{ customers(first: 20) { totalCount nodes { companyName subscriptions { nodes { offerName } } } } }"}"#,
+            r#"{"query":"{ customers(first: 50) { totalCount nodes { companyName subscriptions { nodes { offerName } } } } }"}"#,
         ))
         .expect("request");
     let (status, _, body) = app.send(request).await;
