@@ -280,10 +280,7 @@ impl RequestConnection {
             },
         };
         if kept.is_none() {
-            let conn = match slot.warm.take() {
-                Some(conn) => conn,
-                None => pool.acquire().await.map_err(acquire_error)?,
-            };
+            let conn = slot.warm.acquire(pool).await.map_err(acquire_error)?;
             *kept = Some(Kept { conn, busy: false, tainted: false });
         }
         match tokio::sync::MutexGuard::try_map(kept, Option::as_mut) {
@@ -375,10 +372,16 @@ const WARM_FOR: Duration = Duration::from_secs(1);
 /// transaction come here ([`RequestConnection`]: every statement they ran completed, and none could
 /// open a transaction block), so the check would find nothing.
 ///
-/// They never keep the pool's other users waiting:
+/// When the pool has none to give, requests wait here (and at the pool, for one it opens or gets
+/// back), first come first served, and a connection a request finished with goes straight to the
+/// first of them. Under a load beyond the pool that saves every request the two round trips, and
+/// each connection the time they took: a connection checked on its way back is nobody's meanwhile.
+///
+/// They never keep the pool's other users waiting long:
 /// - a connection is held here only while the pool could hand out another without waiting (it has
-///   an idle one, or room to open one); otherwise it goes back to the pool, whose waiters take
-///   connections in their turn;
+///   an idle one, or room to open one); otherwise it goes to a waiting request or back to the pool;
+/// - while requests wait here, one connection every [`POOL_TURN_EVERY`] goes back to the pool
+///   instead, whose waiters (transactions, the event stream, webhooks) take it in their turn;
 /// - one unused for [`WARM_FOR`] goes back to the pool (checked there, and closed when idle too
 ///   long as any other);
 /// - when the pool closes, every connection held here goes back at once (`Pool::close` waits for
@@ -390,12 +393,31 @@ pub struct WarmConnections(Option<Arc<Warm>>);
 
 struct Warm {
     pool: sqlx::PgPool,
-    /// Oldest first; taken from the back (the most recently used, the warmest).
-    held: std::sync::Mutex<WarmQueue>,
+    state: std::sync::Mutex<WarmState>,
+}
+
+#[derive(Default)]
+struct WarmState {
+    /// The connections held warm, each with the moment it came; oldest first, taken from the back
+    /// (the most recently used, the warmest).
+    held: WarmQueue,
+    /// Requests waiting for a connection (while the pool has none to give), first come first.
+    waiting: std::collections::VecDeque<(u64, tokio::sync::oneshot::Sender<PoolConnection<Postgres>>)>,
+    /// The ticket of the next request to wait.
+    next_ticket: u64,
+    /// When a connection last went back to the pool while requests were waiting here.
+    pool_turn: Option<std::time::Instant>,
+    /// Connections handed straight to a waiting request, since the start.
+    handed_on: u64,
 }
 
 /// The connections held warm, each with the moment it came.
 type WarmQueue = std::collections::VecDeque<(std::time::Instant, PoolConnection<Postgres>)>;
+
+/// While requests wait for connections here, at least one connection this often goes back to the
+/// pool instead of to the next of them, so that the pool's own waiters (transactions, the event
+/// stream, the webhook fan-out) have their turn (see [`WarmConnections`]).
+const POOL_TURN_EVERY: Duration = Duration::from_millis(5);
 
 impl WarmConnections {
     /// Warm connections of `db`'s pool; on PostgreSQL, starts the task that returns those unused
@@ -407,19 +429,30 @@ impl WarmConnections {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return Self(None) };
         let pool = db.get_postgres_connection_pool().clone();
         let closed = pool.close_event();
-        let warm = Arc::new(Warm { pool, held: Default::default() });
+        let warm = Arc::new(Warm { pool, state: Default::default() });
         runtime.spawn(Warm::tend(Arc::downgrade(&warm), closed));
         Self(Some(warm))
     }
 
     /// How many connections are held warm now.
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |warm| warm.lock().len())
+        self.0.as_ref().map_or(0, |warm| warm.lock().held.len())
     }
 
     /// Whether none is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many requests wait for a connection now (the pool has none to give).
+    pub fn waiting(&self) -> usize {
+        self.0.as_ref().map_or(0, |warm| warm.lock().waiting.len())
+    }
+
+    /// How many connections went straight from a request that ended to one waiting, since the
+    /// start.
+    pub fn handed_on(&self) -> u64 {
+        self.0.as_ref().map_or(0, |warm| warm.lock().handed_on)
     }
 
     /// The warmest connection, if one is held and the pool is open.
@@ -429,7 +462,7 @@ impl WarmConnections {
             warm.return_older_than(Duration::ZERO);
             return None;
         }
-        let (since, conn) = warm.lock().pop_back()?;
+        let (since, conn) = warm.lock().held.pop_back()?;
         if since.elapsed() < WARM_FOR {
             return Some(conn);
         }
@@ -439,34 +472,107 @@ impl WarmConnections {
         None
     }
 
-    /// Holds `conn` for the next request, or gives it back to the pool (see [`WarmConnections`]).
-    fn put(&self, conn: PoolConnection<Postgres>) {
+    /// A connection for a request: the warmest held, else an idle one of the pool, else the first
+    /// of a connection handed on by a request that finished ([`WarmConnections::put`]) or one the
+    /// pool gives (opened, or given back to it), whichever comes first. Requests waiting here are
+    /// served first come first.
+    async fn acquire(&self, pool: &sqlx::PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        let Some(warm) = &self.0 else { return pool.acquire().await };
+        if let Some(conn) = self.take().or_else(|| pool.try_acquire()) {
+            return Ok(conn);
+        }
+        let (ticket, mut handed) = warm.wait();
+        // Leaves the queue however this ends (a connection came, or the request stopped waiting).
+        let _leave = Leave { warm, ticket };
+        let pooled = tokio::select! {
+            biased;
+            conn = &mut handed => match conn {
+                Ok(conn) => return Ok(conn),
+                // Only if the state were dropped, which `warm` keeps alive.
+                Err(_) => pool.acquire().await,
+            },
+            conn = pool.acquire() => conn,
+        };
+        // The pool gave one first. One handed on meanwhile goes on to the next.
+        handed.close();
+        if let Ok(conn) = handed.try_recv() {
+            self.put(conn);
+        }
+        pooled
+    }
+
+    /// Hands `conn` to the first request waiting for one, or holds it for the next request, or
+    /// gives it back to the pool (see [`WarmConnections`]).
+    fn put(&self, mut conn: PoolConnection<Postgres>) {
         let Some(warm) = &self.0 else { return };
         let pool = &warm.pool;
-        let max = pool.options().get_max_connections();
-        let others_can_get_one = pool.num_idle() > 0 || pool.size() < max;
-        if pool.is_closed() || !others_can_get_one {
+        if pool.is_closed() {
             return;
         }
-        let mut held = warm.lock();
-        if held.len() < max as usize {
-            held.push_back((std::time::Instant::now(), conn));
+        let mut state = warm.lock();
+        if !state.waiting.is_empty() {
+            let now = std::time::Instant::now();
+            if state.pool_turn.is_some_and(|turn| now.duration_since(turn) >= POOL_TURN_EVERY) {
+                // The pool's turn: its own waiters come first there.
+                state.pool_turn = Some(now);
+                return;
+            }
+            state.pool_turn.get_or_insert(now);
+            while let Some((_, waiter)) = state.waiting.pop_front() {
+                match waiter.send(conn) {
+                    Ok(()) => {
+                        state.handed_on += 1;
+                        return;
+                    }
+                    // That request stopped waiting.
+                    Err(back) => conn = back,
+                }
+            }
+        }
+        state.pool_turn = None;
+        let max = pool.options().get_max_connections();
+        let others_can_get_one = pool.num_idle() > 0 || pool.size() < max;
+        if others_can_get_one && state.held.len() < max as usize {
+            state.held.push_back((std::time::Instant::now(), conn));
         }
     }
 }
 
+/// Takes a waiting request out of the queue when it stops waiting.
+struct Leave<'a> {
+    warm: &'a Warm,
+    ticket: u64,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.warm.lock().waiting.retain(|(ticket, _)| *ticket != self.ticket);
+    }
+}
+
 impl Warm {
-    fn lock(&self) -> std::sync::MutexGuard<'_, WarmQueue> {
-        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, WarmState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a request for the next connection handed on: its ticket, and where the connection
+    /// comes.
+    fn wait(&self) -> (u64, tokio::sync::oneshot::Receiver<PoolConnection<Postgres>>) {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let mut state = self.lock();
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.waiting.push_back((ticket, sender));
+        (ticket, receiver)
     }
 
     /// Gives back to the pool every connection held for at least `age`.
     fn return_older_than(&self, age: Duration) {
         let mut stale = Vec::new();
         {
-            let mut held = self.lock();
-            while held.front().is_some_and(|(since, _)| since.elapsed() >= age) {
-                stale.extend(held.pop_front().map(|(_, conn)| conn));
+            let mut state = self.lock();
+            while state.held.front().is_some_and(|(since, _)| since.elapsed() >= age) {
+                stale.extend(state.held.pop_front().map(|(_, conn)| conn));
             }
         }
         drop(stale);

@@ -86,15 +86,15 @@ fn describe() {
 }
 
 /// The page `GET /metrics` serves: every series, with the pool's gauges read now. `warm`: the
-/// connections held for the next request (`db::WarmConnections`), which the pool counts in use.
-pub fn render(db: &DatabaseConnection, warm: usize) -> Option<String> {
+/// connections held for the next request and the requests waiting for one (`db::WarmConnections`).
+pub fn render(db: &DatabaseConnection, warm: &crate::db::WarmConnections) -> Option<String> {
     let handle = install()?;
     record_pool(db, warm);
     handle.run_upkeep();
     Some(handle.render())
 }
 
-fn record_pool(db: &DatabaseConnection, warm: usize) {
+fn record_pool(db: &DatabaseConnection, warm: &crate::db::WarmConnections) {
     fn counts<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> (u32, usize, u32) {
         (pool.size(), pool.num_idle(), pool.options().get_max_connections())
     }
@@ -104,10 +104,12 @@ fn record_pool(db: &DatabaseConnection, warm: usize) {
         _ => return,
     };
     // Idle: the pool's own, and those held warm (idle too, though the pool counts them in use).
-    let idle = (idle + warm) as f64;
+    let idle = (idle + warm.len()) as f64;
     metrics::gauge!("partnerhub_db_pool_connections", "state" => "in_use").set((size as f64 - idle).max(0.0));
     metrics::gauge!("partnerhub_db_pool_connections", "state" => "idle").set(idle);
     metrics::gauge!("partnerhub_db_pool_connections", "state" => "max").set(max as f64);
+    metrics::gauge!("partnerhub_db_requests_waiting").set(warm.waiting() as f64);
+    metrics::counter!("partnerhub_db_connections_handed_on_total").absolute(warm.handed_on());
 }
 
 tokio::task_local! {

@@ -790,6 +790,79 @@ async fn connections_held_warm_never_keep_the_pools_other_users_waiting() {
     assert!(body["data"]["customers"].is_null(), "a request after the pool closed: {body}");
 }
 
+/// On PostgreSQL, while the pool has no connection to give, a request that ends hands its
+/// connection straight to the first request waiting for one (`db::WarmConnections`), skipping the
+/// pool's two round trips of checks; yet the pool's own waiters (here a transaction) still get a
+/// connection while requests keep queueing: at least one connection every few milliseconds goes back
+/// to the pool.
+#[tokio::test]
+async fn with_the_pool_exhausted_connections_go_to_waiting_requests_and_transactions_still_get_theirs() {
+    use partnerhub::db::RequestConnection;
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+    let app = TestApp::with_pool_size(1).await;
+    if app.db.get_database_backend() != DbBackend::Postgres {
+        return; // SQLite keeps no connection for a request.
+    }
+    let pid = |conn: RequestConnection| async move {
+        let sql = Statement::from_string(DbBackend::Postgres, "SELECT pg_backend_pid() AS pid");
+        let row = conn.query_one_raw(sql).await.expect("query").expect("a row");
+        row.try_get::<i32>("", "pid").expect("pid")
+    };
+    let keeping = || RequestConnection::keeping(app.db.clone(), &app.state.warm, None);
+
+    // One request holds the pool's only connection; the next waits, and gets that connection as
+    // soon as the first ends.
+    let first = keeping();
+    let first_pid = pid(first.clone()).await;
+    let next = tokio::spawn(pid(keeping()));
+    for _ in 0..200 {
+        if app.state.warm.waiting() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(app.state.warm.waiting(), 1, "the second request is not waiting");
+    let handed = app.state.warm.handed_on();
+    drop(first);
+    let next_pid =
+        tokio::time::timeout(Duration::from_secs(5), next).await.expect("the waiting request").expect("task");
+    assert_eq!(next_pid, first_pid, "the waiting request got another connection");
+    assert_eq!(app.state.warm.handed_on(), handed + 1, "the connection went through the pool");
+    assert_eq!(app.state.warm.waiting(), 0);
+
+    // Three requests keep reading, one connection between them: each that ends hands it to the
+    // next. A transaction on the pool still gets the connection while they go on.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (db, warm, stop) = (app.db.clone(), app.state.warm.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    pid(RequestConnection::keeping(db.clone(), &warm, None)).await;
+                }
+            })
+        })
+        .collect();
+    let before = app.state.warm.handed_on();
+    for _ in 0..400 {
+        if app.state.warm.handed_on() >= before + 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(app.state.warm.handed_on() >= before + 20, "the readers did not hand the connection on");
+    let transaction = tokio::time::timeout(Duration::from_secs(5), app.db.begin()).await;
+    stop.store(true, Ordering::Relaxed);
+    let transaction =
+        transaction.expect("the transaction waited while requests handed the connection on").expect("begin");
+    transaction.rollback().await.expect("rollback");
+    for reader in readers {
+        tokio::time::timeout(Duration::from_secs(5), reader).await.expect("a reader stops").expect("task");
+    }
+}
+
 /// The embedded SQLite is built with its query planner stability guarantee on
 /// (`.cargo/config.toml`): without it, every execution of a cached statement with a bound `LIMIT`
 /// (every page and every lookup) makes SQLite parse and plan the statement again, which on SQLite

@@ -76,6 +76,8 @@ async fn metrics_show_requests_latency_statements_and_the_pool() {
     assert!(sample(&page, "partnerhub_db_pool_connections", &[r#"state="idle""#]).is_some());
     assert!(sample(&page, "partnerhub_db_pool_connections", &[r#"state="in_use""#]).is_some());
     assert!(sample(&page, "partnerhub_db_pool_connections", &[r#"state="max""#]).is_some_and(|n| n >= 1.0));
+    // Nothing waits for a connection once the reads have answered.
+    assert_eq!(sample(&page, "partnerhub_db_requests_waiting", &[]), Some(0.0), "{page}");
     for series in [
         "partnerhub_websockets_open",
         "partnerhub_events_delivered_total{transport=\"websocket\"}",

@@ -140,7 +140,7 @@ async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) 
                 .into_response();
         }
     }
-    match crate::metrics::render(&state.db, state.warm.len()) {
+    match crate::metrics::render(&state.db, &state.warm) {
         Some(page) => {
             ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response()
         }
