@@ -472,14 +472,21 @@ impl WarmConnections {
         None
     }
 
-    /// A connection for a request: the warmest held, else an idle one of the pool, else the first
-    /// of a connection handed on by a request that finished ([`WarmConnections::put`]) or one the
-    /// pool gives (opened, or given back to it), whichever comes first. Requests waiting here are
-    /// served first come first.
+    /// A connection for a request: the warmest held, else an idle one of the pool, else a new one
+    /// if the pool has room to open it, else the first of a connection handed on by a request
+    /// that finished ([`WarmConnections::put`]) or one the pool gives back, whichever comes
+    /// first. Requests waiting here are served first come first.
     async fn acquire(&self, pool: &sqlx::PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
         let Some(warm) = &self.0 else { return pool.acquire().await };
         if let Some(conn) = self.take().or_else(|| pool.try_acquire()) {
             return Ok(conn);
+        }
+        if pool.size() < pool.options().get_max_connections() {
+            // The pool has room: it opens a connection. Racing that against a hand-off would
+            // drop the connection half-opened whenever the hand-off came first (PostgreSQL forks a
+            // backend for each; under Q1 load that was hundreds of connections opened and cut
+            // per minute, and a pool that never filled).
+            return pool.acquire().await;
         }
         let (ticket, mut handed) = warm.wait();
         // Leaves the queue however this ends (a connection came, or the request stopped waiting).
