@@ -98,10 +98,8 @@ impl Change {
 
 /// `{ field: { before, after } }` for every field that differs (all fields when there is no before).
 pub fn diff<T: Serialize>(before: Option<&T>, after: &T) -> Value {
-    match (Fields::of(after), before.map(Fields::of).transpose()) {
-        (Ok(after), Ok(before)) => after.diff(before.as_ref()),
-        _ => diff_values(before, after),
-    }
+    let fields = || Fields::of(after)?.diff(before.map(Fields::of).transpose()?.as_ref());
+    fields().unwrap_or_else(|_| diff_values(before, after))
 }
 
 /// Fields that never count as changed (they change with every write).
@@ -149,8 +147,9 @@ impl Fields {
     }
 
     /// As [`diff_values`]: a field differs when its values differ (equal text is equal values;
-    /// different text is parsed to tell, e.g. `-0.0` from `0.0`).
-    fn diff(&self, before: Option<&Fields>) -> Value {
+    /// different text is parsed to tell, e.g. `-0.0` from `0.0`). Text that does not parse back
+    /// (never, for what `serde_json` wrote) is an error, for the caller to diff whole values.
+    fn diff(&self, before: Option<&Fields>) -> Result<Value, serde_json::Error> {
         let mut out = Map::new();
         for (name, range) in &self.fields {
             if bookkeeping(name) {
@@ -161,15 +160,12 @@ impl Fields {
             if old == after {
                 continue;
             }
-            let (Ok(old), Ok(after)) = (serde_json::from_slice::<Value>(old), serde_json::from_slice::<Value>(after))
-            else {
-                continue;
-            };
+            let (old, after) = (serde_json::from_slice::<Value>(old)?, serde_json::from_slice::<Value>(after)?);
             if old != after {
                 out.insert((*name).to_owned(), json!({ "before": old, "after": after }));
             }
         }
-        Value::Object(out)
+        Ok(Value::Object(out))
     }
 }
 
