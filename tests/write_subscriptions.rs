@@ -541,6 +541,88 @@ async fn r13_r15_r17_an_update_writes_its_change_and_events_or_nothing() {
     assert_eq!(data["node"]["quantity"], 12);
 }
 
+/// R10 on the kept-row path: a subscription bought elsewhere, changed by a partner's `admin_agent`
+/// as the customer's delegated admin, at the version this instance kept, is written in one
+/// statement, and that statement checks the delegated-admin grant as it stands: with the grant
+/// still ACTIVE (the subscription still visible) but no longer granting `admin_agent`, the change
+/// is refused and nothing is written.
+#[tokio::test]
+async fn r10_a_kept_subscription_bought_elsewhere_changes_in_one_statement_only_while_the_grant_holds_admin_agent() {
+    use entity::enums::{RelationshipKind, RelationshipStatus};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter};
+    let app = TestApp::new().await;
+    let (pid, partner, customer, customer_token) = partner_with_customer(&app).await;
+    let uuid_of = |id: &Value| partnerhub::graphql::ids::decode_any(id.as_str().unwrap()).unwrap().1;
+    let customer_model = entity::customer::Entity::find_by_id(uuid_of(&customer)).one(&app.db).await.unwrap().unwrap();
+    let grant = app
+        .seed()
+        .relationship(
+            RelationshipKind::DelegatedAdmin,
+            RelationshipStatus::Active,
+            uuid_of(&json!(pid)),
+            Some(&customer_model),
+            None,
+            "helpdesk_agent,admin_agent",
+            Some(app.seed().now + Duration::days(30)),
+        )
+        .await
+        .unwrap();
+    let open = json!({"customerId": customer, "channel": "OPEN", "externalReference": "O-1", "offerId": "O", "offerName": "Office (Open)", "billingModel": "LICENSE_BASED", "quantity": 5});
+    let id = app.data(&customer_token, REGISTER, json!({"i": open})).await["registerExternalSubscription"]["subscription"]
+        ["id"]
+        .clone();
+    let audited = || async {
+        entity::audit_event::Entity::find()
+            .filter(entity::audit_event::Column::Action.starts_with("subscription."))
+            .count(&app.db)
+            .await
+            .unwrap()
+    };
+
+    // Read, judged (the grant read too), written; the row written is kept.
+    app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": 1, "quantity": 6}})).await;
+    // At the kept version: one statement.
+    let before = app.statement_count();
+    let data = app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": 2, "quantity": 7}})).await;
+    assert_eq!(app.statement_count() - before, 1, "statements of an update at a kept version");
+    assert_eq!(data["updateSubscription"]["subscription"]["version"], 3);
+    assert_eq!(audited().await, 3, "the registration and two updates");
+
+    // The grant stays ACTIVE (the partner still sees the subscription) but no longer grants
+    // admin_agent: refused, as the ordinary path refuses it, and nothing written.
+    let mut narrowed = grant.clone().into_active_model();
+    narrowed.roles = sea_orm::Set("helpdesk_agent".into());
+    narrowed.update(&app.db).await.unwrap();
+    assert!(
+        app.data(&partner, "query($id: ID!) { node(id: $id) { id } }", json!({"id": id})).await["node"].is_object()
+    );
+    let body = app.gql_as(Some(&partner), UPDATE, json!({"i": {"id": id, "expectedVersion": 3, "quantity": 8}})).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+    assert_eq!(audited().await, 3, "nothing was written");
+    // A role that merely contains the name is no grant either.
+    let mut lookalike = grant.clone().into_active_model();
+    lookalike.roles = sea_orm::Set("helpdesk_agent,admin_agents".into());
+    lookalike.update(&app.db).await.unwrap();
+    let body = app.gql_as(Some(&partner), UPDATE, json!({"i": {"id": id, "expectedVersion": 3, "quantity": 8}})).await;
+    assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
+
+    // Granted again: the kept row serves again, in one statement.
+    let mut restored = grant.into_active_model();
+    restored.roles = sea_orm::Set("admin_agent".into());
+    restored.update(&app.db).await.unwrap();
+    let before = app.statement_count();
+    let data = app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": 3, "quantity": 8}})).await;
+    assert_eq!(app.statement_count() - before, 1, "statements of an update at a kept version");
+    assert_eq!(data["updateSubscription"]["subscription"]["quantity"], 8);
+    let stored = entity::subscription::Entity::find()
+        .filter(entity::subscription::Column::ExternalReference.eq("O-1"))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.version, stored.quantity), (4, Some(8)));
+}
+
 /// A change at the version this instance wrote last is judged on the row it kept (`domain::known`)
 /// and written in one statement (on SQLite, one script with its transaction); the write itself still checks that the caller sees
 /// the row (R1) and the version (R13), and a refusal is judged as if nothing were kept, so a caller

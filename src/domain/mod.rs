@@ -298,7 +298,8 @@ impl Writer {
         let Some(partner_id) = self.partner else {
             return actor.load::<E>(&self.conn, id, what).await;
         };
-        let statement = load_for_write_statement::<E>(self.conn.get_database_backend(), actor.scope, partner_id, id);
+        let statement =
+            load_for_write_statement::<E>(self.conn.get_database_backend(), actor.scope, partner_id, id, None);
         let row = self.conn.query_one_raw(statement).await?;
         let Some(row) = row else {
             self.partner_not_suspended().await?;
@@ -327,8 +328,35 @@ impl Writer {
             format!("\"{PARTNER_STATUS}\" IN ({})", writable.join(", "))
         });
         Some(WriteGuard {
-            statement: load_for_write_statement::<E>(backend, scope, partner_id, id),
-            query: Box::new(move || load_for_write_query::<E>(&scope, partner_id, id)),
+            statement: load_for_write_statement::<E>(backend, scope, partner_id, id, None),
+            query: Box::new(move || load_for_write_query::<E>(&scope, partner_id, id, None)),
+            admits: ADMITS.as_str(),
+        })
+    }
+
+    /// [`Writer::write_guard`] for a row of a customer's that the calling partner changes as its
+    /// delegated admin (R10, a subscription bought elsewhere): the read also tells whether the
+    /// partner holds, as it stands, an ACTIVE unexpired delegated-admin relationship granting
+    /// `admin_agent` with the customer in the row's column `customer` (`rules::delegated_admin_grant`,
+    /// the same condition the ordinary path reads), and admits the write only if it does.
+    pub fn write_guard_delegated<E: Visible>(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        customer: E::Column,
+    ) -> Option<WriteGuard> {
+        use sea_orm::ConnectionTrait;
+        let partner_id = self.partner?;
+        let backend = self.conn.get_database_backend();
+        let scope = actor.scope;
+        static ADMITS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let writable: Vec<String> =
+                rules::r17_statuses_allowing_writes().map(|s| format!("'{}'", s.as_str())).collect();
+            format!("\"{PARTNER_STATUS}\" IN ({}) AND \"{DELEGATED_ADMIN}\"", writable.join(", "))
+        });
+        Some(WriteGuard {
+            statement: load_for_write_statement::<E>(backend, scope, partner_id, id, Some(customer)),
+            query: Box::new(move || load_for_write_query::<E>(&scope, partner_id, id, Some(customer))),
             admits: ADMITS.as_str(),
         })
     }
@@ -356,9 +384,19 @@ async fn fresh_partner_not_suspended<C: sea_orm::ConnectionTrait>(txn: &C, id: U
 /// The column [`Writer::load_for_write`] reads the calling partner's status into.
 const PARTNER_STATUS: &str = "ph_partner_status";
 
+/// The column [`Writer::write_guard_delegated`] reads whether the partner is the customer's
+/// delegated `admin_agent` into.
+const DELEGATED_ADMIN: &str = "ph_delegated_admin";
+
 /// The read of [`Writer::load_for_write`]: the row `id` if `scope` sees it, with the status of
-/// partner `partner_id` in [`PARTNER_STATUS`].
-fn load_for_write_query<E: Visible>(scope: &Scope, partner_id: Uuid, id: Uuid) -> sea_orm::sea_query::SelectStatement {
+/// partner `partner_id` in [`PARTNER_STATUS`] and, given the row's customer column, whether the
+/// partner is that customer's delegated `admin_agent` in [`DELEGATED_ADMIN`].
+fn load_for_write_query<E: Visible>(
+    scope: &Scope,
+    partner_id: Uuid,
+    id: Uuid,
+    delegated: Option<E::Column>,
+) -> sea_orm::sea_query::SelectStatement {
     use sea_orm::sea_query::{Expr, Query};
     use sea_orm::{ColumnTrait, QuerySelect, QueryTrait};
     let status = Query::select()
@@ -366,11 +404,23 @@ fn load_for_write_query<E: Visible>(scope: &Scope, partner_id: Uuid, id: Uuid) -
         .from(entity::partner::Entity)
         .and_where(entity::partner::Column::Id.eq(partner_id))
         .to_owned();
-    E::visible_named(scope)
+    let mut read = E::visible_named(scope)
         .filter(E::id_column().eq(id))
-        .expr_as(Expr::SubQuery(None, Box::new(status.into())), PARTNER_STATUS)
-        .limit(1)
-        .into_query()
+        .expr_as(Expr::SubQuery(None, Box::new(status.into())), PARTNER_STATUS);
+    if let Some(customer) = delegated {
+        let grant = Query::select()
+            .expr(Expr::val(1))
+            .from(entity::relationship::Entity)
+            .cond_where(rules::delegated_admin_grant(
+                partner_id,
+                Expr::col((E::default(), customer)),
+                crate::auth::Role::AdminAgent,
+                scope.now(),
+            ))
+            .to_owned();
+        read = read.expr_as(Expr::exists(grant), DELEGATED_ADMIN);
+    }
+    read.limit(1).into_query()
 }
 
 /// [`load_for_write_query`] as a statement, built once per shape (`access::template`): the
@@ -380,12 +430,14 @@ fn load_for_write_statement<E: Visible>(
     scope: Scope,
     partner_id: Uuid,
     id: Uuid,
+    delegated: Option<E::Column>,
 ) -> sea_orm::Statement {
     use crate::access::template;
     let args = template::Args { scope, ids: vec![partner_id, id], ints: Vec::new() };
-    let shape = template::Shape { what: "load_for_write", by: "id", entity: std::any::TypeId::of::<E>(), ids: 2 };
+    let what = if delegated.is_some() { "load_for_write_delegated" } else { "load_for_write" };
+    let shape = template::Shape { what, by: "id", entity: std::any::TypeId::of::<E>(), ids: 2 };
     template::statement(backend, shape, &args, |args| {
-        backend.build(&load_for_write_query::<E>(&args.scope, args.ids[0], args.ids[1]))
+        backend.build(&load_for_write_query::<E>(&args.scope, args.ids[0], args.ids[1], delegated))
     })
 }
 

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use entity::enums::{Cloud, PartnerStatus, PartnerType, RelationshipKind, RelationshipStatus, TenantKind};
 use entity::{customer, partner, relationship, tenant};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
@@ -134,7 +135,8 @@ pub fn r17_statuses_allowing_writes() -> impl Iterator<Item = PartnerStatus> {
     PartnerStatus::iter().filter(|status| r17_status_allows_writes(*status).is_ok())
 }
 
-/// The partner's ACTIVE, unexpired delegated-admin relationships with a customer, if any grants `role`.
+/// Whether the partner holds an ACTIVE, unexpired delegated-admin relationship with a customer that
+/// grants `role`.
 pub async fn active_delegated_admin<C: ConnectionTrait>(
     db: &C,
     partner_id: Uuid,
@@ -142,15 +144,28 @@ pub async fn active_delegated_admin<C: ConnectionTrait>(
     role: Role,
     now: DateTime<Utc>,
 ) -> ApiResult<bool> {
-    let grants = relationship::Entity::find()
-        .filter(relationship::Column::Kind.eq(RelationshipKind::DelegatedAdmin))
-        .filter(relationship::Column::Status.eq(RelationshipStatus::Active))
-        .filter(relationship::Column::PartnerId.eq(partner_id))
-        .filter(relationship::Column::CustomerId.eq(customer_id))
-        .filter(relationship::Column::ExpiresAt.gt(now))
-        .all(db)
+    let grant = relationship::Entity::find()
+        .filter(delegated_admin_grant(partner_id, Expr::val(customer_id), role, now))
+        .one(db)
         .await?;
-    Ok(grants.iter().any(|g| g.roles.split(',').any(|r| r == role.as_str())))
+    Ok(grant.is_some())
+}
+
+/// The condition on a `relationship` row of [`active_delegated_admin`], for the customer
+/// `customer` (a value, or the customer column of an enclosing query: a write made of one
+/// statement checks it as it writes, `Writer::write_guard_delegated`). `roles` holds the granted
+/// roles separated by commas: the role is granted when `,<roles>,` contains `,<role>,`, which
+/// `replace` (exact and case-sensitive on both databases, unlike `LIKE`) tells by changing it.
+pub fn delegated_admin_grant(partner_id: Uuid, customer: SimpleExpr, role: Role, now: DateTime<Utc>) -> Condition {
+    let listed = || Expr::cust(r#"(',' || "relationship"."roles" || ',')"#);
+    let without = Func::cust("replace").arg(listed()).arg(format!(",{},", role.as_str())).arg("");
+    Condition::all()
+        .add(relationship::Column::Kind.eq(RelationshipKind::DelegatedAdmin))
+        .add(relationship::Column::Status.eq(RelationshipStatus::Active))
+        .add(relationship::Column::PartnerId.eq(partner_id))
+        .add(Expr::col((relationship::Entity, relationship::Column::CustomerId)).eq(customer))
+        .add(relationship::Column::ExpiresAt.gt(now))
+        .add(listed().ne(without))
 }
 
 /// R5: who may sell to a customer. A partner sells through its ACTIVE reseller relationship; an

@@ -406,6 +406,16 @@ async fn r10_may_manage_external<C: ConnectionTrait>(txn: &C, actor: &Actor, cus
     }
 }
 
+/// [`r10_may_manage_external`] for a partner, all but the delegated-admin grant: the caller is a
+/// partner's `admin_agent` and the partner is not suspended (as its principal says; a write made of
+/// one statement reads both the grant and the partner's status as they stand).
+fn r10_may_manage_external_if_granted(actor: &Actor) -> bool {
+    match &actor.principal.tenant {
+        Tenant::Partner(p) => actor.require_role(&[Role::AdminAgent]).is_ok() && rules::r17_not_suspended(p).is_ok(),
+        _ => false,
+    }
+}
+
 /// Records a subscription bought through another channel (R10, R14).
 pub async fn register_external(
     writer: &Writer,
@@ -531,8 +541,10 @@ fn keep(writer: &Writer, row: &subscription::Model) {
 /// caller expects (`domain::known`, which says why the kept row can be trusted): the rules are
 /// judged on the kept row as on a row read (R10, R11, R13, and R16's "nothing due"), and the write
 /// itself checks what the kept row cannot tell (R1: the caller still sees the row; R17: its partner
-/// is not suspended; R13: the version is still the one kept). Only for a CSP subscription changed
-/// by its partner of record, the common case; others take the ordinary path. On PostgreSQL one
+/// is not suspended; R13: the version is still the one kept; R10 for a subscription bought
+/// elsewhere: the partner still holds a delegated-admin grant with `admin_agent`). For a CSP
+/// subscription changed by its partner of record and for one bought elsewhere changed by a partner's
+/// `admin_agent`; others (a customer's own changes) take the ordinary path. On PostgreSQL one
 /// statement; on SQLite a transaction of three (the guarded update, the audit and outbox rows).
 /// `None`, with nothing written, whenever anything is not as this path needs (no kept row, a rule
 /// that refuses, a write that found the row changed or hidden): the ordinary path reads, judges
@@ -548,16 +560,26 @@ async fn change_known_version(
     let Some(before) = writer.known().and_then(|known| known.get(id, expected_version)) else {
         return Ok(None);
     };
-    if before.channel != Channel::Csp
-        || r10_may_change_csp(actor, &before).is_err()
-        || super::lifecycle::is_due(&before, actor.now)
-    {
+    if super::lifecycle::is_due(&before, actor.now) {
         return Ok(None);
     }
-    let Ok(after) = r11_apply(actor, &before, action) else {
+    // R10 as far as the kept row and the caller tell; the write checks the rest as it happens.
+    let guard = if before.channel == Channel::Csp {
+        if r10_may_change_csp(actor, &before).is_err() {
+            return Ok(None);
+        }
+        writer.write_guard::<subscription::Entity>(actor, id)
+    } else {
+        // Bought elsewhere: a partner's admin_agent, whose delegated-admin grant the write checks.
+        if !r10_may_manage_external_if_granted(actor) {
+            return Ok(None);
+        }
+        writer.write_guard_delegated::<subscription::Entity>(actor, id, subscription::Column::CustomerId)
+    };
+    let Some(guard) = guard else {
         return Ok(None);
     };
-    let Some(guard) = writer.write_guard::<subscription::Entity>(actor, id) else {
+    let Ok(after) = r11_apply(actor, &before, action) else {
         return Ok(None);
     };
     let change = change_for(action.verb(), action.event(), &after).diff(Some(before.as_ref()), &after);
