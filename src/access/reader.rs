@@ -571,7 +571,13 @@ pub async fn fetch_all<E: Visible>(db: &impl ConnectionTrait, select: Select<E>)
 /// The rows of a statement whose first columns are those of `E`, decoded with [`Visible::decode`].
 async fn decode_all<E: Visible>(db: &impl ConnectionTrait, statement: Statement) -> ApiResult<Vec<E::Model>> {
     let rows = db.query_all_raw(statement).await?;
-    Ok(rows.iter().map(E::decode).collect::<Result<_, _>>()?)
+    // Sized up front: collecting `Result`s gives no size hint, and a page of subscription rows
+    // (about 250 bytes each) was copied at every doubling.
+    let mut models = Vec::with_capacity(rows.len());
+    for row in &rows {
+        models.push(E::decode(row)?);
+    }
+    Ok(models)
 }
 
 fn keyset_condition<E: Visible>(sort: &Sort<E>, after: &Cursor) -> ApiResult<Condition> {

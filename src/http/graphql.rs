@@ -4,7 +4,6 @@
 //! parse or validate), 405 for mutations over GET, 406/415 for media types we do not speak, and
 //! GraphiQL for browsers.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,21 +73,6 @@ fn negotiate(headers: &HeaderMap) -> Option<Format> {
 
 fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"))
-}
-
-/// A response body, serialized straight from the engine's response: its maps (`IndexMap`s) keep
-/// the order of the selection set (GraphQL spec 7.1), which a `serde_json::Value` would sort.
-/// `errors` comes first when present, as the spec suggests; each error starts with `message`
-/// (`ServerError` serializes `message`, `locations`, `path`, `extensions` in that order).
-#[derive(Serialize)]
-struct ResponseBody<'a> {
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    errors: &'a [ServerError],
-    /// `None` for request errors, which carry no `data` entry at all.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a async_graphql::Value>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    extensions: &'a BTreeMap<String, async_graphql::Value>,
 }
 
 /// A request error raised before the engine ran, `message` first.
@@ -478,12 +462,8 @@ async fn execute(
     } else {
         StatusCode::OK
     };
-    let body = ResponseBody {
-        errors: &response.errors,
-        data: if request_error { None } else { Some(&response.data) },
-        extensions: &response.extensions,
-    };
-    let bytes = match serde_json::to_vec(&body) {
+    let data = if request_error { None } else { Some(&response.data) };
+    let bytes = match super::json::response_body(&response.errors, data, &response.extensions) {
         Ok(bytes) if bytes.len() <= settings.limits.max_response_bytes => bytes,
         Ok(bytes) => {
             tracing::warn!(request_id, bytes = bytes.len(), "response over the size limit replaced by an error");

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod graphiql;
 pub mod graphql;
+pub mod json;
 pub mod server;
 pub mod ws;
 
