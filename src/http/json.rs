@@ -109,6 +109,7 @@ fn write_str(out: &mut Vec<u8>, text: &str) -> serde_json::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use async_graphql::indexmap::IndexMap;
