@@ -541,6 +541,16 @@ async fn r13_r15_r17_an_update_writes_its_change_and_events_or_nothing() {
     assert_eq!(data["node"]["quantity"], 12);
 }
 
+/// The audit rows of subscription changes.
+async fn subscription_audit_rows(app: &TestApp) -> u64 {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    entity::audit_event::Entity::find()
+        .filter(entity::audit_event::Column::Action.starts_with("subscription."))
+        .count(&app.db)
+        .await
+        .unwrap()
+}
+
 /// R10 on the kept-row path: a subscription bought elsewhere, changed by a partner's `admin_agent`
 /// as the customer's delegated admin, at the version this instance kept, is written in one
 /// statement, and that statement checks the delegated-admin grant as it stands: with the grant
@@ -549,7 +559,7 @@ async fn r13_r15_r17_an_update_writes_its_change_and_events_or_nothing() {
 #[tokio::test]
 async fn r10_a_kept_subscription_bought_elsewhere_changes_in_one_statement_only_while_the_grant_holds_admin_agent() {
     use entity::enums::{RelationshipKind, RelationshipStatus};
-    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter};
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
     let app = TestApp::new().await;
     let (pid, partner, customer, customer_token) = partner_with_customer(&app).await;
     let uuid_of = |id: &Value| partnerhub::graphql::ids::decode_any(id.as_str().unwrap()).unwrap().1;
@@ -571,13 +581,6 @@ async fn r10_a_kept_subscription_bought_elsewhere_changes_in_one_statement_only_
     let id = app.data(&customer_token, REGISTER, json!({"i": open})).await["registerExternalSubscription"]["subscription"]
         ["id"]
         .clone();
-    let audited = || async {
-        entity::audit_event::Entity::find()
-            .filter(entity::audit_event::Column::Action.starts_with("subscription."))
-            .count(&app.db)
-            .await
-            .unwrap()
-    };
 
     // Read, judged (the grant read too), written; the row written is kept.
     app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": 1, "quantity": 6}})).await;
@@ -586,7 +589,7 @@ async fn r10_a_kept_subscription_bought_elsewhere_changes_in_one_statement_only_
     let data = app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": 2, "quantity": 7}})).await;
     assert_eq!(app.statement_count() - before, 1, "statements of an update at a kept version");
     assert_eq!(data["updateSubscription"]["subscription"]["version"], 3);
-    assert_eq!(audited().await, 3, "the registration and two updates");
+    assert_eq!(subscription_audit_rows(&app).await, 3, "the registration and two updates");
 
     // The grant stays ACTIVE (the partner still sees the subscription) but no longer grants
     // admin_agent: refused, as the ordinary path refuses it, and nothing written.
@@ -598,7 +601,7 @@ async fn r10_a_kept_subscription_bought_elsewhere_changes_in_one_statement_only_
     );
     let body = app.gql_as(Some(&partner), UPDATE, json!({"i": {"id": id, "expectedVersion": 3, "quantity": 8}})).await;
     assert_eq!(error_code(&body), Some("FORBIDDEN"), "{body}");
-    assert_eq!(audited().await, 3, "nothing was written");
+    assert_eq!(subscription_audit_rows(&app).await, 3, "nothing was written");
     // A role that merely contains the name is no grant either.
     let mut lookalike = grant.clone().into_active_model();
     lookalike.roles = sea_orm::Set("helpdesk_agent,admin_agents".into());
@@ -629,20 +632,13 @@ async fn r10_a_kept_subscription_bought_elsewhere_changes_in_one_statement_only_
 /// that may not see the row learns nothing from it.
 #[tokio::test]
 async fn r1_r13_a_change_at_a_kept_version_is_one_statement_and_still_checks_visibility_and_version() {
-    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use sea_orm::EntityTrait;
     let app = TestApp::new().await;
     let (_, partner, customer, customer_token) = partner_with_customer(&app).await;
     let (_, other_tid) = onboard(&app, "Fabrikam", "fabrikam.example", "DIRECT_BILL", "PUBLIC").await;
     let other = app.token(other_tid, &["admin_agent"]);
     let data = app.data(&partner, SELL, json!({"i": license(&customer, 10)})).await;
     let id = data["createSubscription"]["subscription"]["id"].clone();
-    let audited = || async {
-        entity::audit_event::Entity::find()
-            .filter(entity::audit_event::Column::Action.starts_with("subscription."))
-            .count(&app.db)
-            .await
-            .unwrap()
-    };
 
     // Read, judged, written (two statements on PostgreSQL); the row written is kept.
     app.data(&partner, UPDATE, json!({"i": {"id": id, "expectedVersion": 1, "quantity": 12}})).await;
@@ -654,7 +650,7 @@ async fn r1_r13_a_change_at_a_kept_version_is_one_statement_and_still_checks_vis
     assert_eq!(app.statement_count() - before, 1, "statements of an update at a kept version");
     assert_eq!(data["updateSubscription"]["subscription"]["version"], 3);
     assert_eq!(data["updateSubscription"]["subscription"]["quantity"], 13);
-    assert_eq!(audited().await, 3, "the sale and two updates");
+    assert_eq!(subscription_audit_rows(&app).await, 3, "the sale and two updates");
 
     // Another partner naming the kept version: NOT_FOUND, as for any row it cannot see (the kept
     // row says it is not the partner of record; that is not what it is told).
@@ -677,10 +673,10 @@ async fn r1_r13_a_change_at_a_kept_version_is_one_statement_and_still_checks_vis
         .expect("the partner's reseller relationship")["id"]
         .clone();
     app.data(&customer_token, TERMINATE, json!({"i": {"id": link}})).await;
-    assert_eq!(audited().await, 4, "… and the suspension");
+    assert_eq!(subscription_audit_rows(&app).await, 4, "… and the suspension");
     let body = app.gql_as(Some(&partner), REACTIVATE, json!({"i": {"id": id, "expectedVersion": 4}})).await;
     assert_eq!(error_code(&body), Some("NOT_FOUND"), "{body}");
-    assert_eq!(audited().await, 4, "nothing was written");
+    assert_eq!(subscription_audit_rows(&app).await, 4, "nothing was written");
     let Some((NodeType::Subscription, uuid)) = partnerhub::graphql::ids::decode_any(id.as_str().unwrap()) else {
         panic!("not a subscription id: {id}");
     };

@@ -317,21 +317,7 @@ impl Writer {
     /// [`Writer::load_for_write`] (the row under the caller's visibility, R1, with the partner's
     /// status as it stands, R17), and that it admits the write. `None` for other callers.
     pub fn write_guard<E: Visible>(&self, actor: &Actor, id: Uuid) -> Option<WriteGuard> {
-        use sea_orm::ConnectionTrait;
-        let partner_id = self.partner?;
-        let backend = self.conn.get_database_backend();
-        let scope = actor.scope;
-        // The same for every write: built once.
-        static ADMITS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let writable: Vec<String> =
-                rules::r17_statuses_allowing_writes().map(|s| format!("'{}'", s.as_str())).collect();
-            format!("\"{PARTNER_STATUS}\" IN ({})", writable.join(", "))
-        });
-        Some(WriteGuard {
-            statement: load_for_write_statement::<E>(backend, scope, partner_id, id, None),
-            query: Box::new(move || load_for_write_query::<E>(&scope, partner_id, id, None)),
-            admits: ADMITS.as_str(),
-        })
+        self.guard::<E>(actor, id, None)
     }
 
     /// [`Writer::write_guard`] for a row of a customer's that the calling partner changes as its
@@ -345,19 +331,27 @@ impl Writer {
         id: Uuid,
         customer: E::Column,
     ) -> Option<WriteGuard> {
+        self.guard::<E>(actor, id, Some(customer))
+    }
+
+    fn guard<E: Visible>(&self, actor: &Actor, id: Uuid, delegated: Option<E::Column>) -> Option<WriteGuard> {
         use sea_orm::ConnectionTrait;
         let partner_id = self.partner?;
         let backend = self.conn.get_database_backend();
         let scope = actor.scope;
-        static ADMITS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        // The same for every write: built once (R17's statuses, and R10's grant when asked).
+        static WRITABLE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             let writable: Vec<String> =
                 rules::r17_statuses_allowing_writes().map(|s| format!("'{}'", s.as_str())).collect();
-            format!("\"{PARTNER_STATUS}\" IN ({}) AND \"{DELEGATED_ADMIN}\"", writable.join(", "))
+            format!("\"{PARTNER_STATUS}\" IN ({})", writable.join(", "))
         });
+        static WRITABLE_AND_GRANTED: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("{} AND \"{DELEGATED_ADMIN}\"", WRITABLE.as_str()));
+        let admits = if delegated.is_some() { &WRITABLE_AND_GRANTED } else { &WRITABLE };
         Some(WriteGuard {
-            statement: load_for_write_statement::<E>(backend, scope, partner_id, id, Some(customer)),
-            query: Box::new(move || load_for_write_query::<E>(&scope, partner_id, id, Some(customer))),
-            admits: ADMITS.as_str(),
+            statement: load_for_write_statement::<E>(backend, scope, partner_id, id, delegated),
+            query: Box::new(move || load_for_write_query::<E>(&scope, partner_id, id, delegated)),
+            admits: admits.as_str(),
         })
     }
 
