@@ -388,8 +388,7 @@ async fn r10_may_manage_external<C: ConnectionTrait>(txn: &C, actor: &Actor, cus
     match &actor.principal.tenant {
         Tenant::Customer(c) if c.id == customer_id => actor.require_role(&[Role::GlobalAdmin, Role::BillingAdmin]),
         Tenant::Partner(p) => {
-            actor.require_role(&[Role::AdminAgent])?;
-            rules::r17_not_suspended(p)?;
+            r10_partner_may_manage_external(actor, p)?;
             if rules::active_delegated_admin(txn, p.id, customer_id, Role::AdminAgent, actor.now).await? {
                 Ok(())
             } else {
@@ -406,12 +405,19 @@ async fn r10_may_manage_external<C: ConnectionTrait>(txn: &C, actor: &Actor, cus
     }
 }
 
-/// [`r10_may_manage_external`] for a partner, all but the delegated-admin grant: the caller is a
-/// partner's `admin_agent` and the partner is not suspended (as its principal says; a write made of
-/// one statement reads both the grant and the partner's status as they stand).
+/// [`r10_may_manage_external`] for a partner, all but the delegated-admin grant: the caller is the
+/// partner's `admin_agent` and the partner is not suspended (as its principal says).
+fn r10_partner_may_manage_external(actor: &Actor, partner: &partner::Model) -> ApiResult<()> {
+    actor.require_role(&[Role::AdminAgent])?;
+    rules::r17_not_suspended(partner)
+}
+
+/// Whether [`r10_may_manage_external`] can only depend on the grant: the caller is a partner that
+/// passes [`r10_partner_may_manage_external`] (a write made of one statement reads the grant and the
+/// partner's status as they stand).
 fn r10_may_manage_external_if_granted(actor: &Actor) -> bool {
     match &actor.principal.tenant {
-        Tenant::Partner(p) => actor.require_role(&[Role::AdminAgent]).is_ok() && rules::r17_not_suspended(p).is_ok(),
+        Tenant::Partner(p) => r10_partner_may_manage_external(actor, p).is_ok(),
         _ => false,
     }
 }
