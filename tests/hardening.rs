@@ -235,27 +235,38 @@ async fn an_oversized_body_is_413_with_a_graphql_error() {
     assert!(body["errors"][0]["message"].as_str().unwrap_or_default().contains("PARTNERHUB_MAX_BODY_BYTES"));
 }
 
+/// A read that cannot finish within the time limit answers `TIMEOUT` (503). The read is held back
+/// by the pool: its one connection is taken by another user, so the read waits for a connection
+/// until the limit stops it, however fast the machine. (A zero limit with a large read was used
+/// before: the read won the race once the responses got cheaper to write.)
 #[tokio::test]
 async fn a_read_past_the_time_limit_is_stopped_with_a_timeout_error() {
+    use sea_orm::TransactionTrait;
     let mut settings = Settings::development(SECRET);
-    settings.limits.request_timeout = std::time::Duration::ZERO;
-    let app = TestApp::with_settings(settings).await;
-    // A read of some size: with a zero limit, the timer fires at the next millisecond tick, and a
-    // one-row read could finish before it (20 customers with 2 subscriptions each did, once in a
-    // full PostgreSQL run: 50 with 5 each).
-    let tid = partner_with_customers(&app, 50, 5).await;
+    settings.limits.request_timeout = std::time::Duration::from_millis(300);
+    let app = TestApp::with_settings_and_pool_size(settings, 1).await;
+    let tid = partner_with_customers(&app, 2, 1).await;
     let token = app.token(tid, &["admin_agent"]);
+    let read = "{ customers(first: 5) { totalCount nodes { companyName subscriptions { nodes { offerName } } } } }";
+    // Within the limit while the pool is free (and the caller's tenant is now known).
+    let body = app.gql_as(Some(&token), read, json!({})).await;
+    assert_eq!(body["data"]["customers"]["totalCount"], 2, "{body}");
+
+    let other_user = tokio::time::timeout(std::time::Duration::from_secs(5), app.db.begin())
+        .await
+        .expect("the pool's connection came back")
+        .expect("a transaction on the pool");
     let request = Request::post("/graphql")
         .header("content-type", "application/json")
         .header("authorization", format!("Bearer {token}"))
-        .body(Body::from(
-            r#"{"query":"{ customers(first: 50) { totalCount nodes { companyName subscriptions { nodes { offerName } } } } }"}"#,
-        ))
+        .body(Body::from(serde_json::to_vec(&json!({ "query": read })).expect("body")))
         .expect("request");
-    let (status, _, body) = app.send(request).await;
+    let (status, _, body) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), app.send(request)).await.expect("answered");
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(error_code(&body), Some("TIMEOUT"), "{body}");
     assert!(body["errors"][0]["message"].as_str().unwrap_or_default().contains("PARTNERHUB_REQUEST_TIMEOUT_SECS"));
+    other_user.rollback().await.expect("rollback");
 }
 
 /// One generated hostile document (or raw body).

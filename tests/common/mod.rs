@@ -140,6 +140,11 @@ impl TestApp {
         Self::build(Settings::development(SECRET), Some(connections)).await
     }
 
+    /// The app with `settings` and a database pool of at most `connections` connections.
+    pub async fn with_settings_and_pool_size(settings: Settings, connections: u32) -> Self {
+        Self::build(settings, Some(connections)).await
+    }
+
     async fn build(settings: Settings, pool_size: Option<u32>) -> Self {
         init_test_log();
         let (url, handle) = fresh_database_url().await;
