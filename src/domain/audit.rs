@@ -169,11 +169,16 @@ impl Fields {
     }
 }
 
+/// The error of [`Fields`]' serializer for anything but a struct.
+fn refused<T>() -> Result<T, serde_json::Error> {
+    Err(serde::ser::Error::custom("not a struct"))
+}
+
 /// Fails on anything but a struct, whose fields it writes as JSON (see [`Fields`]).
 macro_rules! not_a_struct {
     ($($method:ident($($arg:ty),*)),* $(,)?) => {
         $(fn $method(self, $(_: $arg),*) -> Result<(), serde_json::Error> {
-            Err(serde::ser::Error::custom("not a struct"))
+            refused()
         })*
     };
 }
@@ -211,11 +216,11 @@ impl serde::Serializer for &mut Fields {
     );
 
     fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), serde_json::Error> {
-        Err(serde::ser::Error::custom("not a struct"))
+        refused()
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(self, _: &'static str, _: &T) -> Result<(), serde_json::Error> {
-        Err(serde::ser::Error::custom("not a struct"))
+        refused()
     }
 
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -225,15 +230,15 @@ impl serde::Serializer for &mut Fields {
         _: &'static str,
         _: &T,
     ) -> Result<(), serde_json::Error> {
-        Err(serde::ser::Error::custom("not a struct"))
+        refused()
     }
 
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, serde_json::Error> {
-        Err(serde::ser::Error::custom("not a struct"))
+        refused()
     }
 
     fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, serde_json::Error> {
-        Err(serde::ser::Error::custom("not a struct"))
+        refused()
     }
 
     fn serialize_tuple_struct(
@@ -241,7 +246,7 @@ impl serde::Serializer for &mut Fields {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleStruct, serde_json::Error> {
-        Err(serde::ser::Error::custom("not a struct"))
+        refused()
     }
 
     fn serialize_tuple_variant(
@@ -251,11 +256,11 @@ impl serde::Serializer for &mut Fields {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeTupleVariant, serde_json::Error> {
-        Err(serde::ser::Error::custom("not a struct"))
+        refused()
     }
 
     fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, serde_json::Error> {
-        Err(serde::ser::Error::custom("not a struct"))
+        refused()
     }
 
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, serde_json::Error> {
@@ -269,7 +274,7 @@ impl serde::Serializer for &mut Fields {
         _: &'static str,
         _: usize,
     ) -> Result<Self::SerializeStructVariant, serde_json::Error> {
-        Err(serde::ser::Error::custom("not a struct"))
+        refused()
     }
 }
 

@@ -137,7 +137,7 @@ impl TestApp {
 
     /// The app with a database pool of at most `connections` connections.
     pub async fn with_pool_size(connections: u32) -> Self {
-        Self::build(Settings::development(SECRET), Some(connections)).await
+        Self::with_settings_and_pool_size(Settings::development(SECRET), connections).await
     }
 
     /// The app with `settings` and a database pool of at most `connections` connections.

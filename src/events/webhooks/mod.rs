@@ -167,8 +167,16 @@ async fn headers(
     type Header = (i64, String, DateTime<Utc>, String, Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>);
     let rows: Vec<Header> = select
         .select_only()
-        .columns([O::Id, O::EventType, O::OccurredAt, O::NodeType, O::NodeId, O::PartnerId, O::RelatedPartnerId])
-        .column(O::CustomerId)
+        .columns([
+            O::Id,
+            O::EventType,
+            O::OccurredAt,
+            O::NodeType,
+            O::NodeId,
+            O::PartnerId,
+            O::RelatedPartnerId,
+            O::CustomerId,
+        ])
         .into_tuple()
         .all(db)
         .await?;
