@@ -8,7 +8,8 @@ use crate::auth::{TenantCache, Verifier};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::graphql::budget::Budgets;
-use crate::graphql::{AppSchema, build_execution_schema, build_schema};
+use crate::graphql::validated::Validated;
+use crate::graphql::{AppSchema, build_execution_schema, build_fast_check_schema, build_schema};
 
 /// Everything handlers share; cheap to clone.
 #[derive(Clone)]
@@ -18,6 +19,11 @@ pub struct Inner {
     pub db: DatabaseConnection,
     /// The schema with the cost guard: every operation is checked (bounds, depth, cost, budget) here.
     pub schema: AppSchema,
+    /// The same guard, validating in fast mode: for documents in `validated` whose variables cannot
+    /// change the outcome of the full validation (`graphql::validated`).
+    pub fast_check_schema: AppSchema,
+    /// The documents that passed the full validation on `schema`.
+    pub validated: Arc<Validated>,
     /// The same schema without the guard: HTTP operations run here once checked (see
     /// `graphql::build_execution_schema`).
     pub exec_schema: AppSchema,
@@ -59,7 +65,8 @@ impl AppState {
         let verifier = Verifier::new(settings.auth.clone())?;
         crate::metrics::install();
         let budgets = Arc::new(Budgets::new(settings.limits.budgets));
-        let schema = build_schema(&settings.limits, budgets);
+        let schema = build_schema(&settings.limits, budgets.clone());
+        let fast_check_schema = build_fast_check_schema(&settings.limits, budgets);
         let exec_schema = build_execution_schema();
         let tenants = Arc::new(TenantCache::new(settings.tenant_cache_ttl, crate::auth::cache::DEFAULT_CAPACITY));
         let shutdown = tokio_util::sync::CancellationToken::new();
@@ -70,6 +77,8 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             db,
             schema,
+            fast_check_schema,
+            validated: Arc::default(),
             exec_schema,
             verifier,
             settings,

@@ -153,6 +153,72 @@ async fn alias_amplification_is_refused_before_any_resolver_runs() {
     assert_eq!(body["extensions"]["cost"]["requestedQueryCost"], 20 * (1 + 1 + 10 * 2) + 1);
 }
 
+/// A document that passed every check is checked in async-graphql's fast mode the next time
+/// (`graphql::validated`). Its cost still follows its variables, and a bad value is refused exactly
+/// as by a server that never saw the document.
+#[tokio::test]
+async fn a_document_seen_before_is_still_charged_and_refused_by_its_variables() {
+    let (app, other) = (TestApp::new().await, TestApp::new().await);
+    let token = app.token(partner_with_customers(&app, 3, 2).await, &["admin_agent"]);
+    let other_token = other.token(partner_with_customers(&other, 3, 2).await, &["admin_agent"]);
+    let query = "query Page($n: Int!, $m: Int!) { customers(first: $n) { nodes { companyName \
+                 subscriptions(first: $m) { nodes { id } } } } }";
+    // n × (nodes + companyName + subscriptions (1 + m × (nodes + id))) + 1.
+    let cost = |n: u64, m: u64| n * (1 + 1 + 1 + m * 2) + 1;
+
+    let body = app.gql_as(Some(&token), query, json!({"n": 2, "m": 1})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["extensions"]["cost"]["requestedQueryCost"], cost(2, 1));
+    assert!(app.state.validated.contains(query, None), "a document that passed is remembered");
+
+    let body = app.gql_as(Some(&token), query, json!({"n": 3, "m": 5})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["customers"]["nodes"].as_array().map(Vec::len), Some(3), "{body}");
+    assert_eq!(body["extensions"]["cost"]["requestedQueryCost"], cost(3, 5), "charged for what it asks now");
+
+    for variables in [
+        json!({"n": 100, "m": 100}),
+        json!({"n": "two", "m": 1}),
+        json!({"n": 2_147_483_648_i64, "m": 1}),
+        json!({"n": null, "m": 1}),
+        json!({"m": 1}),
+    ] {
+        let seen = app.gql_as(Some(&token), query, variables.clone()).await;
+        let unseen = other.gql_as(Some(&other_token), query, variables.clone()).await;
+        assert!(error_code(&seen).is_some(), "{variables}: {seen}");
+        assert_eq!(seen["errors"], unseen["errors"], "{variables}");
+        assert!(seen.get("data").is_none_or(Value::is_null), "{variables}: {seen}");
+    }
+    assert!(!other.state.validated.contains(query, None), "a document refused is not remembered");
+
+    let broken = "query Page($n: Int!) { customers(first: $n) { nodes { noSuchField } } }";
+    let body = app.gql_as(Some(&token), broken, json!({"n": 1})).await;
+    assert_eq!(error_code(&body), Some("GRAPHQL_VALIDATION_FAILED"), "{body}");
+    assert!(!app.state.validated.contains(broken, None));
+}
+
+/// GraphQL's variable coercion: a variable declared non-null without a default must be given a
+/// value, even where it is passed into a nullable argument (`first: $n`).
+#[tokio::test]
+async fn a_required_variable_left_out_or_null_is_bad_user_input() {
+    let app = TestApp::new().await;
+    let token = app.token(partner_with_customers(&app, 2, 0).await, &["admin_agent"]);
+    let query = "query Page($n: Int!) { customers(first: $n) { nodes { id } } }";
+    for variables in [json!({}), json!({"n": null})] {
+        let body = app.gql_as(Some(&token), query, variables.clone()).await;
+        assert_eq!(error_code(&body), Some("BAD_USER_INPUT"), "{variables}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("`$n`") && message.contains("`Int!`"), "{message}");
+        assert!(body.get("data").is_none_or(Value::is_null), "{body}");
+    }
+    let with_default = "query Page($n: Int! = 1) { customers(first: $n) { nodes { id } } }";
+    let body = app.gql_as(Some(&token), with_default, json!({})).await;
+    assert_eq!(body["data"]["customers"]["nodes"].as_array().map(Vec::len), Some(1), "{body}");
+    let nullable = "query Page($n: Int) { customers(first: $n) { nodes { id } } }";
+    let body = app.gql_as(Some(&token), nullable, json!({"n": null})).await;
+    assert_eq!(body["data"]["customers"]["nodes"].as_array().map(Vec::len), Some(2), "{body}");
+}
+
 fn small_budget() -> Settings {
     let mut settings = Settings::development(SECRET);
     settings.limits.budgets = BudgetSettings {

@@ -79,6 +79,29 @@ fn only_introspection<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet, se
     })
 }
 
+/// The first variable of the operation the request runs that is declared non-null without a
+/// default, and that the request leaves out or sets to `null`, as a message; GraphQL's variable
+/// coercion refuses such a request. async-graphql checks a variable's value only where it is used,
+/// against the argument's own type, so a `null` for `$n: Int!` passed into a nullable argument
+/// (`first: $n`) and ran as if no value were asked for.
+pub fn unset_required_variable(
+    doc: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &async_graphql::Variables,
+) -> Option<String> {
+    let operation = select_operation(doc, operation_name).ok()?;
+    operation.node.variable_definitions.iter().find_map(|definition| {
+        let definition = &definition.node;
+        let unset = variables.get(&definition.name.node).is_none_or(|value| *value == async_graphql::Value::Null);
+        (!definition.var_type.node.nullable && definition.default_value.is_none() && unset).then(|| {
+            format!(
+                "the variable `${}` is declared `{}` and has no value: send one (not null) in `variables`",
+                definition.name.node, definition.var_type.node
+            )
+        })
+    })
+}
+
 /// Whether an argument's value takes a variable, anywhere inside it (the parser's `Value` type is
 /// not exported by async-graphql, so this goes through its const conversion, which fails exactly
 /// when it meets a variable).

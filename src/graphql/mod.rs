@@ -14,6 +14,7 @@ pub mod plain;
 pub mod query;
 pub mod realtime;
 pub mod types;
+pub mod validated;
 
 use async_graphql::{SDLExportOptions, Schema};
 
@@ -27,6 +28,16 @@ pub type AppSchema = Schema<query::Query, mutation::Mutation, realtime::Realtime
 pub fn build_schema(limits: &Limits, budgets: std::sync::Arc<budget::Budgets>) -> AppSchema {
     Schema::build(query::Query, mutation::Mutation::default(), realtime::Realtime)
         .extension(cost::CostGuard::new(budgets, *limits))
+        .finish()
+}
+
+/// [`build_schema`]'s schema and guard (the same budgets), validating in async-graphql's fast mode:
+/// for documents that passed the full validation before, with variables that cannot change its
+/// outcome ([`validated`]). Cost and depth are still worked out from each request's variables.
+pub fn build_fast_check_schema(limits: &Limits, budgets: std::sync::Arc<budget::Budgets>) -> AppSchema {
+    Schema::build(query::Query, mutation::Mutation::default(), realtime::Realtime)
+        .extension(cost::CostGuard::new(budgets, *limits))
+        .validation_mode(async_graphql::ValidationMode::Fast)
         .finish()
 }
 

@@ -355,6 +355,13 @@ async fn execute(
     // Checked first (bounds, depth, cost, budget: `graphql::cost`) on the guarded schema, then run on
     // the schema without the extension (`graphql::build_execution_schema`). Both take the document
     // parsed above instead of parsing it again.
+    // A document that passed the full validation before, with variables that cannot change its
+    // outcome, is checked in fast mode (`graphql::validated`); any other is validated in full, and
+    // remembered once it passes every check.
+    let operation_name = params.operation_name.as_deref();
+    let known = state.validated.contains(&params.query, operation_name)
+        && crate::graphql::validated::plain_variables(&document, operation_name, &variables);
+    let remember = (!known).then(|| (state.validated.clone(), params.query.clone(), params.operation_name.clone()));
     let passed = Arc::new(AtomicBool::new(false));
     let mut check = async_graphql::Request::new(params.query.clone())
         .variables(variables.clone())
@@ -374,13 +381,17 @@ async fn execute(
     // instead of being cut between `BEGIN` and `COMMIT` (see docs on cancellation safety).
     // Past the request time limit a read is stopped (nothing of it is left running); a mutation
     // is never stopped halfway: its answer is awaited, since its transaction is short and bounded.
-    let (schema, exec_schema) = (state.schema.clone(), state.exec_schema.clone());
+    let schema = if known { state.fast_check_schema.clone() } else { state.schema.clone() };
+    let exec_schema = state.exec_schema.clone();
     let statements = crate::metrics::statement_counter();
     let counted = statements.clone();
     let mut task = tokio::spawn(async move {
         let checked = schema.execute(check).await;
         if !passed.load(Ordering::Acquire) {
             return checked;
+        }
+        if let Some((validated, query, operation)) = remember {
+            validated.insert(&query, operation.as_deref());
         }
         let mut response = crate::metrics::counting_statements(counted, exec_schema.execute(request)).await;
         if let Some(cost) = checked.extensions.get("cost") {
