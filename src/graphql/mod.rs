@@ -26,18 +26,24 @@ pub type AppSchema = Schema<query::Query, mutation::Mutation, realtime::Realtime
 /// Builds the schema with the configured limits. Depth and cost are checked by [`cost::CostGuard`]
 /// (which names the setting in its errors), together with the document bounds and the budgets.
 pub fn build_schema(limits: &Limits, budgets: std::sync::Arc<budget::Budgets>) -> AppSchema {
-    Schema::build(query::Query, mutation::Mutation::default(), realtime::Realtime)
-        .extension(cost::CostGuard::new(budgets, *limits))
-        .finish()
+    guarded(limits, budgets, async_graphql::ValidationMode::Strict)
 }
 
 /// [`build_schema`]'s schema and guard (the same budgets), validating in async-graphql's fast mode:
 /// for documents that passed the full validation before, with variables that cannot change its
 /// outcome ([`validated`]). Cost and depth are still worked out from each request's variables.
 pub fn build_fast_check_schema(limits: &Limits, budgets: std::sync::Arc<budget::Budgets>) -> AppSchema {
+    guarded(limits, budgets, async_graphql::ValidationMode::Fast)
+}
+
+fn guarded(
+    limits: &Limits,
+    budgets: std::sync::Arc<budget::Budgets>,
+    mode: async_graphql::ValidationMode,
+) -> AppSchema {
     Schema::build(query::Query, mutation::Mutation::default(), realtime::Realtime)
         .extension(cost::CostGuard::new(budgets, *limits))
-        .validation_mode(async_graphql::ValidationMode::Fast)
+        .validation_mode(mode)
         .finish()
 }
 

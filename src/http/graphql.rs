@@ -352,9 +352,6 @@ async fn execute(
     let mut document = document;
     crate::graphql::document::hoist_typename_directives(&mut document);
     let variables = Variables::from_json(Value::Object(params.variables));
-    // Checked first (bounds, depth, cost, budget: `graphql::cost`) on the guarded schema, then run on
-    // the schema without the extension (`graphql::build_execution_schema`). Both take the document
-    // parsed above instead of parsing it again.
     // A document that passed the full validation before, with variables that cannot change its
     // outcome, is checked in fast mode (`graphql::validated`); any other is validated in full, and
     // remembered once it passes every check.
@@ -362,6 +359,9 @@ async fn execute(
     let known = state.validated.contains(&params.query, operation_name)
         && crate::graphql::validated::plain_variables(&document, operation_name, &variables);
     let remember = (!known).then(|| (state.validated.clone(), params.query.clone(), params.operation_name.clone()));
+    // Checked first (bounds, depth, cost, budget: `graphql::cost`) on the guarded schema, then run on
+    // the schema without the extension (`graphql::build_execution_schema`). Both take the document
+    // parsed above instead of parsing it again.
     let passed = Arc::new(AtomicBool::new(false));
     let mut check = async_graphql::Request::new(params.query.clone())
         .variables(variables.clone())
