@@ -488,8 +488,10 @@ async fn on_sqlite_visibility_searches_relationships_by_customer_or_party() {
     let customers = [Uuid::now_v7(), Uuid::now_v7()];
     // `USING INDEX`, or `USING COVERING INDEX` when the index carries every column the step reads.
     let by_customer = "INDEX ix_relationship_customer (customer_id=?";
-    let by_party =
-        ["INDEX ix_relationship_partner (partner_id=?", "INDEX ix_relationship_provider (indirect_provider_id=?"];
+    let by_party = [
+        "USING INDEX ix_relationship_partner (partner_id=?",
+        "USING INDEX ix_relationship_provider (indirect_provider_id=?",
+    ];
     let statements = [
         // A page of the caller's customers (the list form: the caller's own links).
         (scope.customers().order_by_asc(customer::Column::CompanyName).limit(51).build(backend), true),

@@ -6,7 +6,6 @@ mod m20261124_000001_initial;
 mod m20261127_000001_webhooks;
 mod m20261128_000001_relationship_probe_index;
 mod m20261129_000001_relationship_covering_index;
-mod m20261129_000002_relationship_party_covering_indexes;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -19,7 +18,6 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_webhooks::Migration),
             Box::new(m20261128_000001_relationship_probe_index::Migration),
             Box::new(m20261129_000001_relationship_covering_index::Migration),
-            Box::new(m20261129_000002_relationship_party_covering_indexes::Migration),
         ]
     }
 }
