@@ -142,10 +142,11 @@ impl Extension for PerRequest {
         document::hoist_typename_directives(&mut document);
         let operation_name = lock(&self.operation_name).clone();
         *lock(&self.introspection_only) = document::is_introspection_only(&document, operation_name.as_deref());
-        if let Some(problem) = document::unset_required_variable(&document, operation_name.as_deref(), variables) {
+        let selected = document::select_operation(&document, operation_name.as_deref());
+        if let Some(problem) = selected.as_ref().ok().and_then(|op| document::unset_required_variable(op, variables)) {
             return Err(coded_error(Code::BadUserInput, problem));
         }
-        *lock(&self.operation_problem) = document::select_operation(&document, operation_name.as_deref()).err();
+        *lock(&self.operation_problem) = selected.err();
         *lock(&self.variable_positions) = document::variable_argument_positions(&document);
         Ok(document)
     }

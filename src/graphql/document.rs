@@ -79,17 +79,15 @@ fn only_introspection<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet, se
     })
 }
 
-/// The first variable of the operation the request runs that is declared non-null without a
+/// The first variable of `operation` (the one the request runs) that is declared non-null without a
 /// default, and that the request leaves out or sets to `null`, as a message; GraphQL's variable
 /// coercion refuses such a request. async-graphql checks a variable's value only where it is used,
 /// against the argument's own type, so a `null` for `$n: Int!` passed into a nullable argument
 /// (`first: $n`) and ran as if no value were asked for.
 pub fn unset_required_variable(
-    doc: &ExecutableDocument,
-    operation_name: Option<&str>,
+    operation: &Positioned<OperationDefinition>,
     variables: &async_graphql::Variables,
 ) -> Option<String> {
-    let operation = select_operation(doc, operation_name).ok()?;
     operation.node.variable_definitions.iter().find_map(|definition| {
         let definition = &definition.node;
         let unset = variables.get(&definition.name.node).is_none_or(|value| *value == async_graphql::Value::Null);

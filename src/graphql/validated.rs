@@ -46,18 +46,21 @@ type Document = (Box<str>, Option<Box<str>>);
 impl Validated {
     /// Whether `query`, run as `operation`, passed the full validation before.
     pub fn contains(&self, query: &str, operation: Option<&str>) -> bool {
-        let key = self.key(query, operation);
         let known = self.known.read().unwrap_or_else(|p| p.into_inner());
-        known.get(&key).is_some_and(|found| found.iter().any(|(q, o)| &**q == query && o.as_deref() == operation))
+        holds(&known, self.key(query, operation), query, operation)
     }
 
     /// Remembers that `query`, run as `operation`, passed the full validation.
     pub fn insert(&self, query: &str, operation: Option<&str>) {
-        if query.len() > MAX_DOCUMENT_BYTES || self.contains(query, operation) {
+        if query.len() > MAX_DOCUMENT_BYTES {
             return;
         }
         let key = self.key(query, operation);
         let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        // Another request of the same document may have passed meanwhile.
+        if holds(&known, key, query, operation) {
+            return;
+        }
         if known.values().map(Vec::len).sum::<usize>() >= MAX_DOCUMENTS {
             known.clear();
         }
@@ -77,6 +80,11 @@ impl Validated {
     fn key(&self, query: &str, operation: Option<&str>) -> u64 {
         self.hasher.hash_one((query, operation))
     }
+}
+
+/// Whether `known` holds `query` run as `operation`, under its `key`.
+fn holds(known: &HashMap<u64, Vec<Document>>, key: u64, query: &str, operation: Option<&str>) -> bool {
+    known.get(&key).is_some_and(|found| found.iter().any(|(q, o)| &**q == query && o.as_deref() == operation))
 }
 
 /// Whether every variable the request's operation declares holds a value of its declared type,

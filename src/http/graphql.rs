@@ -356,9 +356,9 @@ async fn execute(
     // outcome, is checked in fast mode (`graphql::validated`); any other is validated in full, and
     // remembered once it passes every check.
     let operation_name = params.operation_name.as_deref();
-    let known = state.validated.contains(&params.query, operation_name)
-        && crate::graphql::validated::plain_variables(&document, operation_name, &variables);
-    let remember = (!known).then(|| (state.validated.clone(), params.query.clone(), params.operation_name.clone()));
+    let seen = state.validated.contains(&params.query, operation_name);
+    let known = seen && crate::graphql::validated::plain_variables(&document, operation_name, &variables);
+    let remember = (!seen).then(|| (state.validated.clone(), params.query.clone(), params.operation_name.clone()));
     // Checked first (bounds, depth, cost, budget: `graphql::cost`) on the guarded schema, then run on
     // the schema without the extension (`graphql::build_execution_schema`). Both take the document
     // parsed above instead of parsing it again.
