@@ -152,18 +152,16 @@ impl TestApp {
         partnerhub::db::migrate_up(&db).await.expect("migrate");
         let statements = Arc::new(AtomicUsize::new(0));
         let counter = statements.clone();
-        let print_sql = std::env::var("TEST_PRINT_SQL").is_ok();
+        // `TEST_PRINT_SQL=1` prints the first 150 characters of each statement, `=full` all of it.
+        let print_sql = std::env::var("TEST_PRINT_SQL").ok().map(|v| if v == "full" { usize::MAX } else { 150 });
         // Every statement, on the pool or on a request's kept connection (`db::RequestConnection`).
         let observe: partnerhub::db::StatementCallback = Arc::new(move |statement| {
             counter.fetch_add(1, Ordering::SeqCst);
             partnerhub::metrics::statement_issued();
-            if print_sql {
+            if let Some(width) = print_sql {
                 let sql = statement.sql.clone();
-                eprintln!(
-                    "SQL[{}]: {}",
-                    statement.values.as_ref().map_or(0, |v| v.0.len()),
-                    &sql[..sql.len().min(150)]
-                );
+                let end = sql.char_indices().nth(width).map_or(sql.len(), |(at, _)| at);
+                eprintln!("SQL[{}]: {}", statement.values.as_ref().map_or(0, |v| v.0.len()), &sql[..end]);
             }
         });
         let on_pool = observe.clone();
