@@ -64,15 +64,25 @@ pub fn build<M, N, E>(
 
 macro_rules! connection {
     ($conn:ident, $edge:ident, $node:ty, $conn_doc:literal, $edge_doc:literal) => {
-        $crate::graphql::connection::connection!(@ $conn, $edge, $node, &$node, $conn_doc, $edge_doc, |node| node);
+        $crate::graphql::connection::connection!(
+            @ $conn, $edge, $node, &$node, Vec<&$node>, $conn_doc, $edge_doc, |node| node, |nodes| nodes
+        );
     };
     // Nodes with plain fields (`graphql::plain`): resolved without a future per plain field.
     (fast $conn:ident, $edge:ident, $node:ty, $conn_doc:literal, $edge_doc:literal) => {
         $crate::graphql::connection::connection!(
-            @ $conn, $edge, $node, $crate::graphql::plain::Fast<&$node>, $conn_doc, $edge_doc, $crate::graphql::plain::Fast
+            @ $conn,
+            $edge,
+            $node,
+            $crate::graphql::plain::Fast<&$node>,
+            $crate::graphql::plain::FastList<'_, $node>,
+            $conn_doc,
+            $edge_doc,
+            $crate::graphql::plain::Fast,
+            $crate::graphql::plain::FastList
         );
     };
-    (@ $conn:ident, $edge:ident, $node:ty, $out:ty, $conn_doc:literal, $edge_doc:literal, $wrap:expr) => {
+    (@ $conn:ident, $edge:ident, $node:ty, $out:ty, $list:ty, $conn_doc:literal, $edge_doc:literal, $wrap:expr, $wrap_list:expr) => {
         #[doc = $conn_doc]
         pub struct $conn {
             pub edges: Vec<$edge>,
@@ -89,8 +99,8 @@ macro_rules! connection {
             }
 
             /// The items of this page, without cursors.
-            async fn nodes(&self) -> Vec<$out> {
-                self.edges.iter().map(|e| ($wrap)(&e.node)).collect()
+            async fn nodes(&self) -> $list {
+                ($wrap_list)(self.edges.iter().map(|e| &e.node).collect::<Vec<_>>())
             }
 
             /// Where this page sits in the list.
