@@ -80,43 +80,62 @@ impl<T: PlainFields + Sync> OutputType for FastList<'_, T> {
     }
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
-        let mut values = Vec::with_capacity(self.0.len());
-        for node in &self.0 {
-            match all_plain(ctx, *node) {
-                Some(value) => values.push(value),
-                // Whether a field is plain depends on its name alone, so this is the first node.
-                None => {
-                    let nodes = self.0.iter().map(|node| Fast(*node));
-                    return resolve_list(ctx, field, nodes, Some(self.0.len())).await;
+        // The selection is the same for every node: its shape is checked once.
+        if let Some(fields) = in_place_fields(ctx) {
+            let mut values = Vec::with_capacity(self.0.len());
+            for node in &self.0 {
+                match all_plain(&fields, *node) {
+                    Some(value) => values.push(value),
+                    // Whether a field is plain depends on its name alone, so this is the first node.
+                    None => break,
                 }
             }
+            if values.len() == self.0.len() {
+                return Ok(Value::List(values));
+            }
         }
-        Ok(Value::List(values))
+        let nodes = self.0.iter().map(|node| Fast(*node));
+        resolve_list(ctx, field, nodes, Some(self.0.len())).await
     }
 }
 
-/// `root`'s answer when every selected field is plain (and the selection is one [`resolve`] takes
-/// in place); `None` otherwise.
-fn all_plain<T: PlainFields>(ctx: &ContextSelectionSet<'_>, root: &T) -> Option<Value> {
+/// The selection's fields, each with its response key, if the selection is one that is answered
+/// in place: fields only (no fragments), without directives (`@skip`/`@include` are applied
+/// before this runs; any other is the client's own), each response key once (async-graphql merges
+/// repeated keys), and at most [`MAX_IN_PLACE_SELECTION`] of them (the check for repeated keys is
+/// quadratic; a wider selection, a hostile document of aliases say, takes async-graphql's path,
+/// which is linear). `None` otherwise: async-graphql resolves it.
+fn in_place_fields<'a>(ctx: &ContextSelectionSet<'a>) -> Option<Vec<(&'a Name, &'a Positioned<Field>)>> {
     let items = &ctx.item.node.items;
     if items.len() > MAX_IN_PLACE_SELECTION {
         return None;
     }
-    let mut map = IndexMap::with_capacity(items.len());
+    let mut fields: Vec<(&'a Name, &'a Positioned<Field>)> = Vec::with_capacity(items.len());
     for selection in items {
         let Selection::Field(field) = &selection.node else { return None };
         let key = &field.node.response_key().node;
-        // A linear look among at most 32 keys: cheaper than hashing the name once more.
-        if !field.node.directives.is_empty() || map.keys().any(|k| k == key) {
+        if !field.node.directives.is_empty() || fields.iter().any(|(k, _)| *k == key) {
             return None;
         }
-        let name = field.node.name.node.as_str();
-        let value = if name == "__typename" {
-            Value::String(root.introspection_type_name().into_owned())
-        } else {
-            root.plain_field(name)?
-        };
-        map.insert(key.clone(), value);
+        fields.push((key, field));
+    }
+    Some(fields)
+}
+
+/// The value of `root`'s field `name` if it is plain (`__typename` is).
+fn plain_value<T: PlainFields>(root: &T, name: &str) -> Option<Value> {
+    if name == "__typename" {
+        Some(Value::String(root.introspection_type_name().into_owned()))
+    } else {
+        root.plain_field(name)
+    }
+}
+
+/// `root`'s answer when every one of `fields` is plain; `None` otherwise.
+fn all_plain<T: PlainFields>(fields: &[(&Name, &Positioned<Field>)], root: &T) -> Option<Value> {
+    let mut map = IndexMap::with_capacity(fields.len());
+    for (key, field) in fields {
+        map.insert((*key).clone(), plain_value(root, field.node.name.node.as_str())?);
     }
     Some(if map.is_empty() { Value::Null } else { Value::Object(map) })
 }
@@ -141,29 +160,14 @@ const MAX_IN_PLACE_SELECTION: usize = 32;
 
 /// Resolves `root`'s selection: plain fields in place, the others as async-graphql does.
 async fn resolve<'a, T: PlainFields>(ctx: &ContextSelectionSet<'a>, root: &'a T) -> ServerResult<Value> {
-    let items = &ctx.item.node.items;
-    // The duplicate-key check below is quadratic; a selection this wide (a hostile document of
-    // aliases, say) takes async-graphql's path, which is linear.
-    if items.len() > MAX_IN_PLACE_SELECTION {
+    let Some(fields) = in_place_fields(ctx) else {
         return resolve_container(ctx, root).await;
-    }
+    };
     // One slot per selected field, in query order: its value now, or `None` for a future's.
-    let mut slots: Vec<(&'a Name, Option<Value>)> = Vec::with_capacity(items.len());
+    let mut slots: Vec<(&'a Name, Option<Value>)> = Vec::with_capacity(fields.len());
     let mut deferred = Vec::new();
-    for selection in items {
-        let Selection::Field(field) = &selection.node else {
-            return resolve_container(ctx, root).await;
-        };
-        let key = &field.node.response_key().node;
-        if !field.node.directives.is_empty() || slots.iter().any(|(k, _)| *k == key) {
-            return resolve_container(ctx, root).await;
-        }
-        let name = field.node.name.node.as_str();
-        let plain = if name == "__typename" {
-            Some(Value::String(root.introspection_type_name().into_owned()))
-        } else {
-            root.plain_field(name)
-        };
+    for (key, field) in fields {
+        let plain = plain_value(root, field.node.name.node.as_str());
         if plain.is_none() {
             deferred.push(async move {
                 let ctx_field = ctx.with_field(field);
