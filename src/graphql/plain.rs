@@ -81,18 +81,12 @@ impl<T: PlainFields + Sync> OutputType for FastList<'_, T> {
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         // The selection is the same for every node: its shape is checked once.
-        if let Some(fields) = in_place_fields(ctx) {
-            let mut values = Vec::with_capacity(self.0.len());
-            for node in &self.0 {
-                match all_plain(&fields, *node) {
-                    Some(value) => values.push(value),
-                    // Whether a field is plain depends on its name alone, so this is the first node.
-                    None => break,
-                }
-            }
-            if values.len() == self.0.len() {
-                return Ok(Value::List(values));
-            }
+        // Whether a field is plain depends on its name alone, so a node that is not all plain is
+        // the first one, and the collection stops there.
+        let in_place = in_place_fields(ctx)
+            .and_then(|fields| self.0.iter().map(|node| all_plain(&fields, *node)).collect::<Option<Vec<_>>>());
+        if let Some(values) = in_place {
+            return Ok(Value::List(values));
         }
         let nodes = self.0.iter().map(|node| Fast(*node));
         resolve_list(ctx, field, nodes, Some(self.0.len())).await
